@@ -1,0 +1,147 @@
+"""The `genxfer` command: train, sample, generate, eval and demo.
+
+Bad input ends with one sentence naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .recipes import RecipeError
+
+USER_ERRORS = (RecipeError, ValueError, OSError)
+
+
+def _read_recipe_family(folder: str) -> str:
+    from .recipes import load_recipe
+
+    path = os.path.join(folder, "genxfer_recipe.yaml")
+    if os.path.isfile(path):
+        return load_recipe(path).family
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
+        return "gan" if json.load(handle).get("model_type") == "genxfer_gan" else "seq2seq"
+
+
+def _require_folder(folder: str) -> None:
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"No model folder at {folder!r}: pass the output_dir of a `genxfer train` run.")
+
+
+def command_train(args) -> int:
+    from .recipes import load_recipe, recipe_to_dict
+
+    recipe = load_recipe(args.recipe, args.set)
+    if args.dry_run:
+        import yaml
+
+        from .training.loop import describe_model
+
+        print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False).rstrip())
+        print(describe_model(recipe))
+        return 0
+    from .training.loop import train
+
+    metrics = train(recipe)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def command_sample(args) -> int:
+    import torch
+
+    from .models.gan import GANPipeline
+    from .utils import image_grid
+
+    _require_folder(args.folder)
+    pipe = GANPipeline.from_pretrained(args.folder)
+    output = pipe(
+        batch_size=args.num,
+        class_labels=args.class_label,
+        generator=torch.Generator().manual_seed(args.seed),
+        output_type="pt",
+    )
+    image_grid(output.images * 2 - 1).save(args.out)
+    print(f"Wrote {args.num} samples to {args.out}")
+    return 0
+
+
+def command_generate(args) -> int:
+    from .training.seq2seq import generate_texts
+
+    _require_folder(args.folder)
+    for source, text in zip(args.inputs, generate_texts(args.folder, args.inputs, num_beams=args.num_beams)):
+        print(f"{source}\t{text}")
+    return 0
+
+
+def command_eval(args) -> int:
+    _require_folder(args.folder)
+    if _read_recipe_family(args.folder) == "gan":
+        from .training.gan import evaluate_saved_gan
+
+        metrics = evaluate_saved_gan(args.folder, args.num_samples)
+    else:
+        from .training.seq2seq import evaluate_saved_seq2seq
+
+        metrics = evaluate_saved_seq2seq(args.folder)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def command_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genxfer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="run a YAML recipe")
+    train.add_argument("recipe", help="path to a recipe, e.g. recipes/gan_digits_pretrain.yaml")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved recipe and model size, then stop")
+    train.set_defaults(handler=command_train)
+
+    sample = commands.add_parser("sample", help="sample a grid of images from a GAN folder")
+    sample.add_argument("folder")
+    sample.add_argument("--num", type=int, default=64)
+    sample.add_argument("--out", default="grid.png")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--class-label", type=int, default=None, help="class of every image (conditional GANs)")
+    sample.set_defaults(handler=command_sample)
+
+    generate = commands.add_parser("generate", help="generate text from a Seq2Seq folder")
+    generate.add_argument("folder")
+    generate.add_argument("inputs", nargs="+", help="source texts, e.g. 4021")
+    generate.add_argument("--num-beams", type=int, default=1)
+    generate.set_defaults(handler=command_generate)
+
+    evaluate = commands.add_parser("eval", help="score a saved run on its held-out data")
+    evaluate.add_argument("folder")
+    evaluate.add_argument("--num-samples", type=int, default=None, help="GAN: generated images to score")
+    evaluate.set_defaults(handler=command_eval)
+
+    demo = commands.add_parser("demo", help="pretrain a digits GAN and an English number-to-words model")
+    demo.add_argument("--out", default="demo_out")
+    demo.add_argument("--quick", action="store_true", help="a much shorter run, for smoke tests")
+    demo.set_defaults(handler=command_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as error:
+        print(f"genxfer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Image corpora as `datasets` objects: the built-in digits, any imagefolder or Hub image dataset, and their views.
+
+Every corpus has an `image` column (PIL) and a `label` column (int); `with_image_transform` turns it into the
+`pixel_values` (C, H, W) tensors in [-1, 1] that the GAN trains on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
+from PIL import Image as PILImage
+
+BUILTIN_IMAGE_DATASETS = ("digits",)
+
+
+def digits_dataset() -> Dataset:
+    """scikit-learn's 1,797 handwritten digits (8x8, grey) as a Dataset with `image` and `label` columns."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.round(digits.images / 16.0 * 255.0).astype(np.uint8)  # 0..16 -> 0..255
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
+    return Dataset.from_dict(
+        {"image": [PILImage.fromarray(p, mode="L") for p in pixels], "label": digits.target.tolist()},
+        features=features,
+    )
+
+
+def load_image_dataset(
+    name_or_path: str, split: str = "train", image_column: str = "image", label_column: str | None = "label"
+) -> Dataset:
+    """
+    Loads an image corpus by name: `"digits"` (built in), a local `imagefolder` folder (one subfolder per class), or a
+    Hub dataset id. The result has an `image` column and, when the corpus has labels, an integer `label` column.
+    """
+    if name_or_path == "digits":
+        return digits_dataset()
+    if os.path.isdir(name_or_path):
+        dataset = load_dataset("imagefolder", data_dir=name_or_path, split=split)
+    elif os.path.exists(name_or_path):
+        raise ValueError(
+            f"{name_or_path!r} is a file, not a folder: pass an imagefolder directory (one subfolder per class), "
+            f"a Hub dataset id, or one of {', '.join(BUILTIN_IMAGE_DATASETS)}."
+        )
+    else:
+        dataset = load_dataset(name_or_path, split=split)
+    if image_column not in dataset.column_names:
+        raise ValueError(
+            f"The dataset {name_or_path!r} has no column {image_column!r} (it has {dataset.column_names}): "
+            "set data.image_column to the column that holds the images."
+        )
+    if image_column != "image":
+        dataset = dataset.rename_column(image_column, "image")
+    if label_column is not None and label_column in dataset.column_names:
+        if label_column != "label":
+            dataset = dataset.rename_column(label_column, "label")
+    elif label_column is not None and label_column != "label":
+        raise ValueError(
+            f"The dataset {name_or_path!r} has no column {label_column!r} (it has {dataset.column_names}): "
+            "set data.label_column to the column with the classes, or to null for an unlabelled corpus."
+        )
+    return dataset
+
+
+def filter_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
+    """Keeps the examples whose label is in `classes` (all of them for `None`); labels keep their values."""
+    if classes is None:
+        return dataset
+    present = set(dataset.unique("label"))
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise ValueError(f"data.classes {missing} are not in the dataset, whose labels are {sorted(present)}.")
+    keep = set(classes)
+    return dataset.filter(lambda labels: [label in keep for label in labels], input_columns="label", batched=True)
+
+
+def split_held_out(dataset: Dataset, fraction: float, seed: int) -> DatasetDict:
+    """A seeded split into `train` and `held_out`, stratified by label when the corpus has labels."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"data.held_out_fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
+    stratify = "label" if isinstance(dataset.features.get("label"), ClassLabel) else None
+    parts = dataset.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
+    return DatasetDict(train=parts["train"], held_out=parts["test"])
+
+
+def few_shot(dataset: Dataset, shots_per_class: int, seed: int) -> Dataset:
+    """A seeded subset with `shots_per_class` examples of every class (all of a class that has fewer)."""
+    if shots_per_class < 1:
+        raise ValueError(f"data.shots_per_class must be at least 1, got {shots_per_class!r}.")
+    labels = np.asarray(dataset["label"])
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        chosen.extend(rng.permutation(indices)[:shots_per_class].tolist())
+    return dataset.select(sorted(chosen))
+
+
+def images_to_tensor(images: Sequence[PILImage.Image], image_size: int, channels: int) -> torch.Tensor:
+    """PIL images -> (N, C, S, S) float tensor in [-1, 1], resized (bicubic) and converted to `channels`."""
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
+    if mode is None:
+        raise ValueError(f"Images with {channels} channels are not supported: use 1 (grey), 3 (RGB) or 4 (RGBA).")
+    arrays = []
+    for image in images:
+        image = image.convert(mode)
+        if image.size != (image_size, image_size):
+            image = image.resize((image_size, image_size), PILImage.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+        arrays.append(array[:, :, None] if array.ndim == 2 else array)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, S, S, C) -> (N, C, S, S)
+
+
+def with_image_transform(dataset: Dataset, image_size: int, channels: int) -> Dataset:
+    """A view of the corpus whose rows are `pixel_values` tensors in [-1, 1] (and `labels` when labelled)."""
+    has_labels = "label" in dataset.column_names
+
+    def transform(batch):
+        out = {"pixel_values": list(images_to_tensor(batch["image"], image_size, channels))}
+        if has_labels:
+            out["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
+        return out
+
+    return dataset.with_transform(transform)
+
+
+def dataset_to_tensors(dataset: Dataset, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The whole corpus as one (N, C, S, S) tensor in [-1, 1] plus its labels (or None): for evaluation."""
+    pixels = images_to_tensor(dataset["image"], image_size, channels)
+    labels = torch.as_tensor(dataset["label"], dtype=torch.long) if "label" in dataset.column_names else None
+    return pixels, labels

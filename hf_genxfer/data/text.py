@@ -1,0 +1,183 @@
+"""Text-pair corpora as `datasets` objects: built-in num2words pairs, json/csv files and Hub datasets, and the
+tokenize and collate steps that turn them into padded Seq2Seq batches.
+
+Every pair corpus has a `source` column (model input) and a `target` column (text to generate).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from datasets import Dataset, DatasetDict, Features, Value, load_dataset
+from num2words import CONVERTER_CLASSES, num2words
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
+
+_FILE_LOADERS = {".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def num2words_languages() -> list[str]:
+    """Every language code num2words supports (e.g. `en`, `fr`, `de`, `es_CO`)."""
+    return sorted(CONVERTER_CLASSES)
+
+
+def _check_language(language: str) -> None:
+    if language not in CONVERTER_CLASSES:
+        codes = num2words_languages()
+        raise ValueError(
+            f"Unknown num2words language {language!r}: use one of its {len(codes)} codes, "
+            f"e.g. {', '.join(code for code in ('en', 'fr', 'de', 'es', 'it', 'pt', 'nl') if code in codes)} "
+            "(hf_genxfer.data.text.num2words_languages() lists them all)."
+        )
+
+
+def _sample_numbers(size: int, low: int, high: int, seed: int) -> np.ndarray:
+    """`size` distinct integers from [low, high), in random order."""
+    if low >= high:
+        raise ValueError(f"The number range must satisfy low < high, got low={low} and high={high}.")
+    if size < 0 or size > high - low:
+        raise ValueError(
+            f"Cannot draw {size} distinct numbers from [{low}, {high}): the size must be between 0 and {high - low}."
+        )
+    rng = np.random.default_rng(seed)
+    # Sampling offsets keeps memory at `size` even for huge ranges.
+    return low + rng.choice(high - low, size=size, replace=False)
+
+
+def _pairs_from_numbers(numbers: Sequence[int], language: str) -> Dataset:
+    numbers = [int(number) for number in numbers]
+    return Dataset.from_dict(
+        {
+            "source": [str(number) for number in numbers],
+            "target": [num2words(number, lang=language) for number in numbers],
+            "language": [language] * len(numbers),
+        }
+    )
+
+
+def num2words_pairs(
+    language: str = "en", size: int = 1000, low: int = 0, high: int = 10_000, seed: int = 0
+) -> Dataset:
+    """`size` pairs for distinct numbers drawn from [low, high): `source` "4021", `target` "four thousand and
+    twenty-one", `language` "en"."""
+    _check_language(language)
+    return _pairs_from_numbers(_sample_numbers(size, low, high, seed), language)
+
+
+def num2words_splits(
+    language: str = "en",
+    train_size: int = 1000,
+    validation_size: int = 100,
+    test_size: int = 100,
+    low: int = 0,
+    high: int = 10_000,
+    seed: int = 0,
+) -> DatasetDict:
+    """`train`/`validation`/`test` num2words pairs that never share a number.
+
+    All numbers are drawn at once without replacement from [low, high), then cut into the three splits, so a model
+    is always evaluated on numbers it never saw. The same arguments always give the same splits.
+    """
+    _check_language(language)
+    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+    for name, size in sizes.items():
+        if size < 0:
+            raise ValueError(f"`{name}_size` must be >= 0, got {size}.")
+    numbers = _sample_numbers(sum(sizes.values()), low, high, seed)
+    splits, start = {}, 0
+    for name, size in sizes.items():
+        splits[name] = _pairs_from_numbers(numbers[start : start + size], language)
+        start += size
+    return DatasetDict(splits)
+
+
+def load_text_pairs(
+    path_or_hub_id: str,
+    source_column: str = "source",
+    target_column: str = "target",
+    split: str | None = "train",
+) -> Dataset | DatasetDict:
+    """Load a text-pair corpus from a json/jsonl/csv file or a Hub dataset id, keeping only `source` and `target`.
+
+    `split=None` returns every split of the corpus as a `DatasetDict` (a single file has only `train`).
+    """
+    extension = os.path.splitext(path_or_hub_id)[1].lower()
+    if os.path.isfile(path_or_hub_id):
+        if extension not in _FILE_LOADERS:
+            raise ValueError(
+                f"{path_or_hub_id!r} must be a {', '.join(_FILE_LOADERS)} file, a dataset folder or a Hub dataset id."
+            )
+        dataset = load_dataset(_FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
+    else:
+        # A local dataset folder or a Hub id: `load_dataset` picks the right builder from the files it finds.
+        dataset = load_dataset(path_or_hub_id, split=split)
+
+    def select_pair(part: Dataset) -> Dataset:
+        for role, column in (("source", source_column), ("target", target_column)):
+            if column not in part.column_names:
+                raise ValueError(
+                    f"The corpus {path_or_hub_id!r} has no column {column!r} for the {role} text "
+                    f"(it has {', '.join(part.column_names)})."
+                )
+        part = part.select_columns([source_column, target_column])
+        part = part.rename_columns({source_column: "__source", target_column: "__target"}).rename_columns(
+            {"__source": "source", "__target": "target"}
+        )
+        # csv readers turn digit-only columns into integers; the model reads text.
+        text_features = Features({"source": Value("string"), "target": Value("string")})
+        return part if part.features == text_features else part.cast(text_features)
+
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict({name: select_pair(part) for name, part in dataset.items()})
+    return select_pair(dataset)
+
+
+def tokenize_pairs(
+    dataset: Dataset | DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_source_length: int = 128,
+    max_target_length: int = 128,
+) -> Dataset | DatasetDict:
+    """Tokenize `source` into `input_ids`/`attention_mask` and `target` into `labels`; other columns are dropped.
+
+    The result feeds [`seq2seq_collator`]. Each side ends with the tokenizer's end token (`</s>` for ours).
+    """
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        model_inputs = tokenizer(batch["source"], max_length=max_source_length, truncation=True)
+        labels = tokenizer(batch["target"], max_length=max_target_length, truncation=True)
+        return {
+            "input_ids": model_inputs["input_ids"],
+            "attention_mask": model_inputs["attention_mask"],
+            "labels": labels["input_ids"],
+        }
+
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict(
+            {
+                name: tokenize_pairs(part, tokenizer, max_source_length, max_target_length)
+                for name, part in dataset.items()
+            }
+        )
+    return dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
+
+
+def seq2seq_collator(tokenizer: PreTrainedTokenizerBase, model=None, pad_to_multiple_of: int | None = None):
+    """Pads `input_ids` with the pad id (mask 0) and `labels` with -100 (ignored by the loss).
+
+    With `model`, also adds `decoder_input_ids` (labels shifted right behind the decoder start token).
+    """
+    return DataCollatorForSeq2Seq(
+        tokenizer, model=model, label_pad_token_id=-100, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"
+    )
+
+
+__all__ = [
+    "load_text_pairs",
+    "num2words_languages",
+    "num2words_pairs",
+    "num2words_splits",
+    "seq2seq_collator",
+    "tokenize_pairs",
+]

@@ -1,0 +1,136 @@
+"""Small classifiers whose penultimate layer is the feature space of FID and KID, and a registry to load them by name.
+
+Inception features mean little on 8x8 digits, so the image metrics embed images with a classifier trained on the
+same kind of data. Its weights ship with the package (`weights/`) and are made by `scripts/train_feature_classifier.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# ITU-R BT.601 luma weights; they sum to 1, so grey values stay in [-1, 1].
+RGB_TO_GREY = (0.299, 0.587, 0.114)
+
+
+def to_grey_square(images: torch.Tensor, image_size: int) -> torch.Tensor:
+    """
+    Brings any (N, C, H, W) batch in [-1, 1] to the (N, 1, image_size, image_size) input of a grey classifier: RGB is
+    converted to grey, other sizes are resized bilinearly.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"Expected images of shape (N, C, H, W); got shape {tuple(images.shape)}.")
+    channels = images.shape[1]
+    if channels == 3:
+        weights = images.new_tensor(RGB_TO_GREY).view(1, 3, 1, 1)
+        images = (images * weights).sum(dim=1, keepdim=True)  # (N, 3, H, W) -> (N, 1, H, W)
+    elif channels != 1:
+        raise ValueError(f"Expected grey (1 channel) or RGB (3 channels) images; got {channels} channels.")
+    if images.shape[-2:] != (image_size, image_size):
+        # Not antialiased: plain bilinear gives back an 8x8 digit that was upscaled 2x or 4x with nearest, while the
+        # antialiasing filter blurs it enough to cost some 40 FID points. (N, 1, H, W) -> (N, 1, size, size)
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    return images
+
+
+class DigitsClassifier(nn.Module):
+    """
+    A small CNN for scikit-learn's 8x8 digits (10 classes). `features` returns the 64-d penultimate layer that FID and
+    KID compare; `forward` returns the class logits.
+
+    Inputs are (N, C, H, W) tensors in [-1, 1]; RGB images are converted to grey and other sizes are resized to 8x8,
+    so the output of any image generator can be scored.
+    """
+
+    image_size = 8
+    num_classes = 10
+    feature_dim = 64
+
+    def __init__(self):
+        super().__init__()
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(1, 32, kernel_size=3, padding=1),  # (N, 1, 8, 8) -> (N, 32, 8, 8)
+            nn.ReLU(),
+            nn.Conv2d(32, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # -> (N, 32, 4, 4)
+            nn.Conv2d(32, 64, kernel_size=3, padding=1),  # -> (N, 64, 4, 4)
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # -> (N, 64, 2, 2)
+        )
+        self.projection = nn.Linear(64 * 2 * 2, self.feature_dim)
+        self.dropout = nn.Dropout(0.2)
+        self.classifier = nn.Linear(self.feature_dim, self.num_classes)
+        # Statistics of the penultimate layer on the training images, set by the training script: `features`
+        # standardizes with them, so the cubic kernel of KID sees values of order 1 whatever the layer's own scale.
+        self.register_buffer("feature_mean", torch.zeros(self.feature_dim))
+        self.register_buffer("feature_std", torch.ones(self.feature_dim))
+
+    def penultimate(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images in [-1, 1] -> (N, 64) penultimate layer, before its ReLU."""
+        images = to_grey_square(images.to(self.projection.weight.dtype), self.image_size)
+        hidden = self.convolutions(images).flatten(1)  # (N, 64, 2, 2) -> (N, 256)
+        return self.projection(hidden)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """
+        (N, C, H, W) images in [-1, 1] -> (N, 64) standardized penultimate layer. It is taken before the ReLU: after
+        it, more than half of the units are zero on every digit and the covariance that FID needs is singular.
+        """
+        return (self.penultimate(images) - self.feature_mean) / self.feature_std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images in [-1, 1] -> (N, 10) class logits."""
+        return self.classifier(self.dropout(F.relu(self.penultimate(images))))
+
+
+def load_digits_classifier() -> DigitsClassifier:
+    """The digits classifier with the weights shipped in `weights/digits_classifier.safetensors`."""
+    path = WEIGHTS_DIR / "digits_classifier.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The digits classifier weights are missing at {path}; "
+            "make them with `python scripts/train_feature_classifier.py --dataset digits`."
+        )
+    model = DigitsClassifier()
+    model.load_state_dict(load_file(path))
+    return model
+
+
+_FEATURE_NETWORKS: dict[str, Callable[[], nn.Module]] = {"digits": load_digits_classifier}
+
+
+def register_feature_network(name: str, factory: Callable[[], nn.Module]) -> None:
+    """
+    Makes `load_feature_network(name)` (and `feature_network=name` in FID and KID) build a network with `factory`, a
+    function without arguments that returns an `nn.Module` with a `features(images) -> (N, D)` method.
+    """
+    if name in _FEATURE_NETWORKS:
+        raise ValueError(f"A feature network named {name!r} is already registered.")
+    if not callable(factory):
+        raise TypeError(f"factory must be a function that returns an nn.Module; got {type(factory).__name__}.")
+    _FEATURE_NETWORKS[name] = factory
+
+
+def available_feature_networks() -> list[str]:
+    """The names `load_feature_network` accepts."""
+    return sorted(_FEATURE_NETWORKS)
+
+
+def load_feature_network(name: str = "digits") -> nn.Module:
+    """Builds the registered feature network `name` in eval mode with frozen parameters."""
+    if name not in _FEATURE_NETWORKS:
+        raise ValueError(
+            f"Unknown feature network {name!r}; registered ones are: {', '.join(available_feature_networks())}."
+        )
+    network = _FEATURE_NETWORKS[name]()
+    network.eval()
+    network.requires_grad_(False)
+    return network

@@ -1,0 +1,30 @@
+"""The GAN family: config, models and the diffusers sampling pipeline."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_gan import ADVERSARIAL_LOSSES, GANConfig
+from .pipeline_gan import GANPipeline, GANPipelineOutput
+from .modeling_gan import (
+    GANDiscriminator,
+    GANDiscriminatorOutput,
+    GANGenerator,
+    GANGeneratorOutput,
+    GANModel,
+    GANPreTrainedModel,
+)
+
+AutoConfig.register(GANConfig.model_type, GANConfig, exist_ok=True)
+AutoModel.register(GANConfig, GANModel, exist_ok=True)
+
+__all__ = [
+    "ADVERSARIAL_LOSSES",
+    "GANConfig",
+    "GANDiscriminator",
+    "GANDiscriminatorOutput",
+    "GANGenerator",
+    "GANGeneratorOutput",
+    "GANModel",
+    "GANPipeline",
+    "GANPipelineOutput",
+    "GANPreTrainedModel",
+]

@@ -1,0 +1,116 @@
+"""Configuration of the hf_genxfer GAN: architecture only, validated where it is built."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import PretrainedConfig
+
+ADVERSARIAL_LOSSES = ("non_saturating", "hinge")
+
+
+def _check_int(name: str, value, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"GANConfig.{name} must be an integer from {low} to {high}, got {value!r}.")
+
+
+class GANConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`GANModel`]: a generator built from upsample + Conv2d blocks (so PEFT LoRA reaches every layer)
+    and a discriminator with spectral norm, optionally class-conditional.
+
+    The generator starts from a 4x4 feature map and doubles the resolution `log2(image_size) - 2` times; the
+    discriminator mirrors it. The width at resolution `r` is `min(max_width, base_width * image_size / r)`.
+
+    Args:
+        image_size (`int`, *optional*, defaults to 8):
+            Side of the square images, a power of two from 8 to 256.
+        image_channels (`int`, *optional*, defaults to 1):
+            Channels of the images (1 for grey, 3 for RGB), from 1 to 4.
+        latent_size (`int`, *optional*, defaults to 64):
+            Size of the generator's input noise vector, from 1 to 1024.
+        base_width (`int`, *optional*, defaults to 64):
+            Channels of the blocks at full resolution, from 4 to 1024.
+        max_width (`int`, *optional*, defaults to 256):
+            Upper bound on the channels of any block, from 4 to 2048 and at least `base_width`.
+        layers_per_block (`int`, *optional*, defaults to 2):
+            Conv2d layers in each generator and discriminator block, from 1 to 4.
+        num_classes (`int`, *optional*):
+            Number of classes for a class-conditional GAN (from 2 to 10000); `None` for an unconditional one.
+        class_embedding_size (`int`, *optional*, defaults to 32):
+            Size of the class embedding concatenated to the generator's latent, from 1 to 1024.
+        adversarial_loss (`str`, *optional*, defaults to `"non_saturating"`):
+            The adversarial loss, one of `"non_saturating"` or `"hinge"`.
+        minibatch_std (`bool`, *optional*, defaults to `True`):
+            Whether the discriminator sees the batch's standard deviation (ProGAN), which discourages mode collapse.
+        negative_slope (`float`, *optional*, defaults to 0.2):
+            Slope of the LeakyReLU activations, from 0 to 1.
+
+    Example:
+    ```python
+    >>> from hf_genxfer import GANConfig, GANModel
+    >>> config = GANConfig(image_size=8, image_channels=1, num_classes=10)
+    >>> model = GANModel(config)
+    ```
+    """
+
+    model_type = "genxfer_gan"
+
+    def __init__(
+        self,
+        image_size: int = 8,
+        image_channels: int = 1,
+        latent_size: int = 64,
+        base_width: int = 64,
+        max_width: int = 256,
+        layers_per_block: int = 2,
+        num_classes: int | None = None,
+        class_embedding_size: int = 32,
+        adversarial_loss: str = "non_saturating",
+        minibatch_std: bool = True,
+        negative_slope: float = 0.2,
+        **kwargs,
+    ):
+        _check_int("image_size", image_size, 8, 256)
+        if image_size & (image_size - 1):
+            raise ValueError(f"GANConfig.image_size must be a power of two from 8 to 256, got {image_size!r}.")
+        _check_int("image_channels", image_channels, 1, 4)
+        _check_int("latent_size", latent_size, 1, 1024)
+        _check_int("base_width", base_width, 4, 1024)
+        _check_int("max_width", max_width, 4, 2048)
+        if max_width < base_width:
+            raise ValueError(
+                f"GANConfig.max_width must be at least base_width ({base_width}), got {max_width!r}; raise max_width."
+            )
+        _check_int("layers_per_block", layers_per_block, 1, 4)
+        if num_classes is not None:
+            _check_int("num_classes", num_classes, 2, 10000)
+        _check_int("class_embedding_size", class_embedding_size, 1, 1024)
+        if adversarial_loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, got {adversarial_loss!r}.")
+        if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope <= 1:
+            raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {negative_slope!r}.")
+
+        self.image_size = image_size
+        self.image_channels = image_channels
+        self.latent_size = latent_size
+        self.base_width = base_width
+        self.max_width = max_width
+        self.layers_per_block = layers_per_block
+        self.num_classes = num_classes
+        self.class_embedding_size = class_embedding_size
+        self.adversarial_loss = adversarial_loss
+        self.minibatch_std = bool(minibatch_std)
+        self.negative_slope = float(negative_slope)
+        super().__init__(**kwargs)
+
+    @property
+    def num_upsamplings(self) -> int:
+        """How many times the generator doubles its 4x4 starting resolution."""
+        return int(math.log2(self.image_size)) - 2
+
+    @property
+    def block_widths(self) -> list[int]:
+        """Channels of the generator blocks from 4x4 up to full resolution (the discriminator uses them reversed)."""
+        n = self.num_upsamplings
+        return [min(self.max_width, self.base_width * 2 ** (n - i)) for i in range(n + 1)]

@@ -1,0 +1,243 @@
+"""The hf_genxfer GAN as transformers models: generator, discriminator and the pair of them.
+
+Models hold no training code: losses, optimizers, EMA and devices live in `hf_genxfer.training`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_gan import GANConfig
+
+
+@dataclass
+class GANGeneratorOutput(ModelOutput):
+    """
+    Args:
+        images (`torch.FloatTensor` of shape `(batch_size, channels, height, width)`):
+            Generated images with values in [-1, 1].
+    """
+
+    images: torch.FloatTensor | None = None
+
+
+@dataclass
+class GANDiscriminatorOutput(ModelOutput):
+    """
+    Args:
+        logits (`torch.FloatTensor` of shape `(batch_size,)`):
+            Realness scores (before any sigmoid).
+    """
+
+    logits: torch.FloatTensor | None = None
+
+
+class GANPixelNorm(nn.Module):
+    """Normalises each pixel's feature vector to unit length (ProGAN): no statistics, so eval equals train."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden * torch.rsqrt(hidden.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class GANGeneratorBlock(nn.Module):
+    """Optional 2x nearest upsampling, then Conv2d + LeakyReLU + PixelNorm layers."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_layers: int, upsample: bool, negative_slope: float):
+        super().__init__()
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1) for i in range(num_layers)
+        )
+        self.activation = nn.LeakyReLU(negative_slope)
+        self.norm = GANPixelNorm()
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.upsample(hidden)  # (B, C, H, W) -> (B, C, 2H, 2W) when upsampling
+        for conv in self.convs:
+            hidden = self.norm(self.activation(conv(hidden)))
+        return hidden
+
+
+class GANDiscriminatorBlock(nn.Module):
+    """Spectral-normed Conv2d + LeakyReLU layers, then optional 2x average-pool downsampling."""
+
+    def __init__(self, in_channels: int, out_channels: int, num_layers: int, downsample: bool, negative_slope: float):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            spectral_norm(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1))
+            for i in range(num_layers)
+        )
+        self.activation = nn.LeakyReLU(negative_slope)
+        self.downsample = nn.AvgPool2d(2) if downsample else nn.Identity()
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            hidden = self.activation(conv(hidden))
+        return self.downsample(hidden)  # (B, C, H, W) -> (B, C, H/2, W/2) when downsampling
+
+
+def _minibatch_std(hidden: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+    """
+    Appends one channel holding the mean standard deviation within groups of consecutive samples (ProGAN).
+    Groups are consecutive so that a batch made of [real; fake] halves never mixes the two (when group_size divides
+    each half).
+    """
+    batch, channels, height, width = hidden.shape
+    group = min(group_size, batch)
+    while batch % group:
+        group -= 1
+    grouped = hidden.reshape(batch // group, group, channels, height, width)
+    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
+    std = std.repeat_interleave(group).reshape(batch, 1, 1, 1).expand(batch, 1, height, width)
+    return torch.cat([hidden, std], dim=1)  # (B, C, H, W) -> (B, C+1, H, W)
+
+
+class GANPreTrainedModel(PreTrainedModel):
+    config_class = GANConfig
+    base_model_prefix = "gan"
+    main_input_name = "latents"
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        slope = self.config.negative_slope
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            # A spectral-normed layer keeps its trainable weight under parametrizations.weight.original.
+            weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+            init.kaiming_normal_(weight, a=slope, nonlinearity="leaky_relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+            init.normal_(weight, mean=0.0, std=1.0)
+
+
+class GANGenerator(GANPreTrainedModel):
+    """Maps latents (and class labels when conditional) to images in [-1, 1]."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        widths = config.block_widths
+        mapping_in = config.latent_size
+        if config.num_classes is not None:
+            self.class_embedding = nn.Embedding(config.num_classes, config.class_embedding_size)
+            mapping_in += config.class_embedding_size
+        self.mapping = nn.Linear(mapping_in, widths[0] * 4 * 4)
+        self.mapping_activation = nn.LeakyReLU(config.negative_slope)
+        self.mapping_norm = GANPixelNorm()
+        self.blocks = nn.ModuleList(
+            GANGeneratorBlock(
+                widths[max(i - 1, 0)], widths[i], config.layers_per_block, upsample=i > 0, negative_slope=config.negative_slope
+            )
+            for i in range(len(widths))
+        )
+        self.to_image = nn.Conv2d(widths[-1], config.image_channels, 1)
+        self.post_init()
+
+    def sample_latents(
+        self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """Standard-normal latents of shape (batch_size, latent_size), reproducible for a seeded generator."""
+        latents = torch.randn(batch_size, self.config.latent_size, generator=generator)
+        return latents.to(device if device is not None else self.device)
+
+    def forward(
+        self, latents: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+    ) -> GANGeneratorOutput | tuple:
+        if self.config.num_classes is not None:
+            if class_labels is None:
+                raise ValueError(
+                    f"This generator is class-conditional ({self.config.num_classes} classes): pass class_labels."
+                )
+            latents = torch.cat([latents, self.class_embedding(class_labels)], dim=1)  # (B, Z) -> (B, Z+E)
+        elif class_labels is not None:
+            raise ValueError("This generator is unconditional (config.num_classes is None): drop class_labels.")
+        hidden = self.mapping(latents).reshape(latents.shape[0], -1, 4, 4)  # (B, Z) -> (B, W0, 4, 4)
+        hidden = self.mapping_norm(self.mapping_activation(hidden))
+        for block in self.blocks:
+            hidden = block(hidden)  # (B, W_i, R, R) -> (B, W_i+1, 2R, 2R)
+        images = torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
+        if not return_dict:
+            return (images,)
+        return GANGeneratorOutput(images=images)
+
+
+class GANDiscriminator(GANPreTrainedModel):
+    """Scores images (and class labels when conditional, by projection) as real or fake."""
+
+    main_input_name = "images"
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        widths = list(reversed(config.block_widths))  # full resolution first
+        slope = config.negative_slope
+        self.from_image = spectral_norm(nn.Conv2d(config.image_channels, widths[0], 1))
+        self.blocks = nn.ModuleList(
+            GANDiscriminatorBlock(widths[i], widths[i + 1], config.layers_per_block, True, slope)
+            for i in range(len(widths) - 1)
+        )
+        self.final_block = GANDiscriminatorBlock(
+            widths[-1] + int(config.minibatch_std), widths[-1], config.layers_per_block, False, slope
+        )
+        self.activation = nn.LeakyReLU(slope)
+        features = widths[-1] * 4 * 4
+        self.head = spectral_norm(nn.Linear(features, 1))
+        if config.num_classes is not None:
+            self.class_projection = spectral_norm(nn.Embedding(config.num_classes, features))
+        self.post_init()
+
+    def forward(
+        self, images: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+    ) -> GANDiscriminatorOutput | tuple:
+        if self.config.num_classes is not None and class_labels is None:
+            raise ValueError(
+                f"This discriminator is class-conditional ({self.config.num_classes} classes): pass class_labels."
+            )
+        hidden = self.activation(self.from_image(images))  # (B, C, S, S) -> (B, W, S, S)
+        for block in self.blocks:
+            hidden = block(hidden)  # (B, W, R, R) -> (B, W', R/2, R/2)
+        if self.config.minibatch_std:
+            hidden = _minibatch_std(hidden)  # (B, W, 4, 4) -> (B, W+1, 4, 4)
+        features = self.final_block(hidden).flatten(1)  # (B, W*16)
+        logits = self.head(features).squeeze(1)  # (B,)
+        if self.config.num_classes is not None:
+            # Projection discriminator (Miyato & Koyama, 2018): the class enters as an inner product.
+            logits = logits + (self.class_projection(class_labels) * features).sum(dim=1)
+        if not return_dict:
+            return (logits,)
+        return GANDiscriminatorOutput(logits=logits)
+
+
+class GANModel(GANPreTrainedModel):
+    """
+    A generator and its discriminator, saved and loaded together (`AutoModel.from_pretrained` returns this class).
+
+    Calling the model generates images; `model.discriminator(images)` scores them.
+
+    Example:
+    ```python
+    >>> import torch, hf_genxfer
+    >>> from transformers import AutoModel
+    >>> model = AutoModel.from_pretrained("path/to/run")  # a folder written by `genxfer train`
+    >>> latents = model.generator.sample_latents(4, generator=torch.Generator().manual_seed(0))
+    >>> images = model(latents).images  # (4, C, H, W) in [-1, 1]
+    ```
+    """
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        self.generator = GANGenerator(config)
+        self.discriminator = GANDiscriminator(config)
+        self.post_init()
+
+    def forward(
+        self, latents: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+    ) -> GANGeneratorOutput | tuple:
+        return self.generator(latents, class_labels=class_labels, return_dict=return_dict)

@@ -1,0 +1,106 @@
+"""A diffusers pipeline that samples images from an hf_genxfer GAN generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DiffusionPipeline, ImagePipelineOutput
+
+from .modeling_gan import GANGenerator
+
+
+@dataclass
+class GANPipelineOutput(ImagePipelineOutput):
+    """
+    Args:
+        images (`list[PIL.Image.Image]`, `np.ndarray` or `torch.Tensor`):
+            The samples: PIL images, a numpy array (B, H, W, C) in [0, 1], or a tensor (B, C, H, W) in [0, 1].
+        class_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            The class of each sample for a class-conditional generator, else `None`.
+    """
+
+    class_labels: torch.LongTensor | None = None
+
+
+class GANPipeline(DiffusionPipeline):
+    r"""
+    Samples images from a GAN generator in one forward pass.
+
+    Parameters:
+        generator_model ([`GANGenerator`]):
+            The generator (the EMA weights when the run kept an EMA), saved in the `generator_model/` subfolder.
+
+    Example:
+    ```python
+    >>> import torch
+    >>> from hf_genxfer import GANPipeline
+    >>> pipe = GANPipeline.from_pretrained("path/to/run")  # a folder written by `genxfer train`
+    >>> out = pipe(batch_size=16, generator=torch.Generator().manual_seed(0))
+    >>> out.images[0].save("sample.png")
+    ```
+    """
+
+    model_cpu_offload_seq = "generator_model"
+
+    def __init__(self, generator_model: GANGenerator):
+        super().__init__()
+        self.register_modules(generator_model=generator_model)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        class_labels: int | list[int] | torch.LongTensor | None = None,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> GANPipelineOutput | tuple:
+        r"""
+        Args:
+            batch_size (`int`, defaults to 1): how many images to sample.
+            class_labels (`int`, `list[int]` or `torch.LongTensor`, *optional*): the class of each image for a
+                class-conditional generator; one int for all, or one per image; drawn at random when omitted.
+            generator (`torch.Generator`, *optional*): makes sampling deterministic.
+            latents (`torch.Tensor`, *optional*): latents of shape (batch_size, latent_size) to use instead of noise.
+            output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
+            return_dict (`bool`, defaults to `True`): return a [`GANPipelineOutput`] instead of a tuple.
+        """
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be one of 'pil', 'np' or 'pt', got {output_type!r}.")
+        model = self.generator_model
+        config = model.config
+        # 1. sample latents (on the CPU so that a seeded CPU generator gives the same images on every device)
+        if latents is None:
+            latents = torch.randn(batch_size, config.latent_size, generator=generator)
+        elif latents.shape != (batch_size, config.latent_size):
+            raise ValueError(
+                f"latents must have shape ({batch_size}, {config.latent_size}), got {tuple(latents.shape)}."
+            )
+        # 2. pick the classes of a class-conditional generator
+        if config.num_classes is None:
+            if class_labels is not None:
+                raise ValueError("This generator is unconditional: drop class_labels.")
+        elif class_labels is None:
+            class_labels = torch.randint(0, config.num_classes, (batch_size,), generator=generator)
+        else:
+            class_labels = torch.as_tensor(class_labels, dtype=torch.long).reshape(-1)
+            if class_labels.numel() == 1:
+                class_labels = class_labels.expand(batch_size).clone()
+            elif class_labels.numel() != batch_size:
+                raise ValueError(f"Pass one class label or {batch_size} (one per image), got {class_labels.numel()}.")
+            if class_labels.min() < 0 or class_labels.max() >= config.num_classes:
+                raise ValueError(f"class_labels must lie in [0, {config.num_classes - 1}], got {class_labels.tolist()}.")
+        # 3. generate
+        labels_on_device = None if class_labels is None else class_labels.to(self.device)
+        images = model(latents.to(self.device, model.dtype), class_labels=labels_on_device).images
+        # 4. convert from [-1, 1] to the requested output type
+        images = (images.float() / 2 + 0.5).clamp(0, 1).cpu()
+        if output_type != "pt":
+            images = images.permute(0, 2, 3, 1).numpy()  # (B, C, H, W) -> (B, H, W, C)
+            if output_type == "pil":
+                images = self.numpy_to_pil(images)
+        if not return_dict:
+            return (images, class_labels)
+        return GANPipelineOutput(images=images, class_labels=class_labels)

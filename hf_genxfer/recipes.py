@@ -1,0 +1,283 @@
+"""Recipe schema: a run described in YAML, loaded into typed dataclasses, validated, and overridden with `--set`.
+
+Unknown keys, wrong types and missing fields are errors with one sentence that names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+FAMILIES = ("gan", "seq2seq")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run, with a message naming the field and the fix."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass
+class ImageDataRecipe:
+    """Where the images come from and which of them a run sees."""
+
+    dataset: str = "digits"  # "digits" (built in), an imagefolder folder, or a Hub dataset id
+    split: str = "train"
+    image_column: str = "image"
+    label_column: str | None = "label"
+    classes: list[int] | None = None  # keep only these classes
+    shots_per_class: int | None = None  # seeded few-shot subset of the training part
+    held_out_fraction: float = 0.2  # the seeded, stratified part kept for evaluation
+    seed: int = 0
+
+
+@dataclass
+class TextDataRecipe:
+    """Where the text pairs come from: built-in num2words, or json/csv/Hub pairs."""
+
+    dataset: str = "num2words"  # "num2words" (built in), a json/csv file, or a Hub dataset id
+    language: str = "en"  # num2words language
+    train_size: int = 20000
+    validation_size: int = 500
+    test_size: int = 1000
+    low: int = 0  # number range [low, high) of the built-in pairs
+    high: int = 10000
+    source_column: str = "source"
+    target_column: str = "target"
+    max_source_length: int = 32
+    max_target_length: int = 128
+    seed: int = 0
+
+
+@dataclass
+class TrainingRecipe:
+    """The accelerate loop; GAN-only and Seq2Seq-only fields say so."""
+
+    max_steps: int = 1000
+    batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-4  # the generator's (GAN) or the model's (Seq2Seq)
+    discriminator_learning_rate: float | None = None  # GAN: defaults to learning_rate
+    adam_betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    weight_decay: float = 0.0
+    lr_scheduler: str = "constant"  # any transformers scheduler name: constant, linear, cosine, ...
+    warmup_steps: int = 0
+    max_grad_norm: float | None = None
+    r1_gamma: float = 0.1  # GAN: weight of the R1 gradient penalty on real images (0 turns it off)
+    r1_every: int = 4  # GAN: apply R1 every k discriminator steps (lazy regularisation)
+    ema_decay: float | None = 0.999  # GAN: EMA of the generator used for sampling and saving (null: no EMA)
+    mixed_precision: Literal["no", "bf16"] = "no"
+    checkpoint_every: int = 500
+    checkpoints_total_limit: int = 2
+    resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
+    sample_every: int = 500  # GAN: sample grid PNG + tensorboard image
+    log_every: int = 50
+    eval_every: int = 0  # Seq2Seq: evaluate on validation every k steps (0: only at the end)
+    early_stopping_patience: int | None = None  # Seq2Seq: stop after k evaluations without improvement
+    early_stopping_metric: str = "chrf"
+    report_to: str = "tensorboard"  # any accelerate tracker name, or "none"
+    num_workers: int = 0
+
+
+@dataclass
+class EvaluationRecipe:
+    num_samples: int = 1000  # GAN: generated images scored against the held-out real ones
+    feature_network: str = "digits"  # GAN: network whose features FID/KID compare
+    batch_size: int = 256
+    num_beams: int = 1  # Seq2Seq generation during evaluation
+    max_new_tokens: int = 128
+    num_examples: int = 5  # example generations in the card / printout
+
+
+@dataclass
+class Recipe:
+    family: Literal["gan", "seq2seq"]
+    output_dir: str
+    init_from: str = "scratch"  # "scratch", or a model folder / Hub id to start from
+    seed: int = 0
+    model: dict[str, Any] = field(default_factory=dict)  # fields of GANConfig / Seq2SeqConfig
+    data: Any = None  # ImageDataRecipe (gan) or TextDataRecipe (seq2seq), typed by `validate_recipe`
+    training: TrainingRecipe = field(default_factory=TrainingRecipe)
+    evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
+
+
+SECTION_TYPES = {"gan": ImageDataRecipe, "seq2seq": TextDataRecipe}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f" Did you mean {close[0]!r}?" if close else f" Allowed keys: {', '.join(sorted(allowed))}."
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _coerce(value, hint, where: str):
+    """Checks `value` against a type hint (int, float, str, bool, list[...], X | None, Literal[...], dict)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except RecipeError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}.")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{where} must be a list, got {value!r}.")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where} must be a mapping of keys to values, got {value!r}.")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where} must be true or false, got {value!r}.")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where} must be an integer, got {value!r}.")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where} must be a number, got {value!r}.")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{where} must be a string, got {value!r}.")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    return value
+
+
+def _build(cls, values, where: str):
+    """Builds dataclass `cls` from a mapping, rejecting unknown keys and checking every field's type."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where} must be a mapping of keys to values, got {values!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{where}." if where else ""
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise RecipeError(f"Unknown recipe key {prefix}{unknown[0]}.{_suggest(unknown[0], list(fields))}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in values:
+            kwargs[name] = _coerce(values[name], hints[name], f"{prefix}{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise RecipeError(f"The recipe is missing the required field {prefix}{name}.")
+    return cls(**kwargs)
+
+
+def _check_model_keys(family: str, model: dict) -> None:
+    """Model keys must be fields of the family's config class (transformers configs accept anything silently)."""
+    if family == "gan":
+        from .models.gan import GANConfig as config_class
+    else:
+        from .models.seq2seq import Seq2SeqConfig as config_class
+    allowed = [p for p in inspect.signature(config_class.__init__).parameters if p not in ("self", "kwargs")]
+    for key in model:
+        if key not in allowed:
+            raise RecipeError(f"Unknown recipe key model.{key} for the {family} family.{_suggest(key, allowed)}")
+
+
+def validate_recipe(raw: dict) -> Recipe:
+    """A raw mapping (from YAML) -> a typed, validated `Recipe`."""
+    if not isinstance(raw, dict):
+        raise RecipeError("A recipe must be a YAML mapping with at least 'family' and 'output_dir'.")
+    if "family" not in raw:
+        raise RecipeError(f"The recipe is missing the required field family (one of {', '.join(FAMILIES)}).")
+    recipe = _build(Recipe, raw, "")
+    recipe.data = _build(SECTION_TYPES[recipe.family], raw.get("data"), "data")
+    _check_model_keys(recipe.family, recipe.model)
+    training = recipe.training
+    for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "log_every"):
+        if getattr(training, name) < 1:
+            raise RecipeError(f"training.{name} must be at least 1, got {getattr(training, name)}.")
+    if training.checkpoints_total_limit < 1:
+        raise RecipeError(f"training.checkpoints_total_limit must be at least 1, got {training.checkpoints_total_limit}.")
+    if len(training.adam_betas) != 2 or not all(0 <= b < 1 for b in training.adam_betas):
+        raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
+    if training.learning_rate <= 0:
+        raise RecipeError(f"training.learning_rate must be positive, got {training.learning_rate}.")
+    if training.ema_decay is not None and not 0 < training.ema_decay < 1:
+        raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
+    return recipe
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading and overrides
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """`"a.b=c"` -> (["a", "b"], c), with c parsed as YAML (numbers, booleans, null, lists)."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set takes key=value (e.g. training.max_steps=100), got {assignment!r}.")
+    key, value = assignment.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise RecipeError(f"--set needs a key before '=', got {assignment!r}.")
+    return path, yaml.safe_load(value) if value.strip() else ""
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Applies `--set a.b=c` overrides to a raw recipe mapping (a copy)."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for assignment in overrides or []:
+        path, value = parse_override(assignment)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {assignment}: {part} is a value, not a section.")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    """Reads a YAML recipe, applies `--set` overrides and validates it."""
+    if not os.path.isfile(path):
+        raise RecipeError(f"No recipe file at {str(path)!r}: pass the path to a YAML recipe, e.g. recipes/gan_digits_pretrain.yaml.")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            raw = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{path} is not valid YAML: {error}") from None
+    return validate_recipe(apply_overrides(raw or {}, overrides or []))
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    return dataclasses.asdict(recipe)

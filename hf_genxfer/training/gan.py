@@ -1,0 +1,342 @@
+"""GAN step functions for the shared loop: losses, R1, EMA generator, sample grids, FID/KID scoring."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from transformers import get_scheduler
+
+from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
+from ..models.gan import GANConfig, GANGenerator, GANModel, GANPipeline
+from ..recipes import ImageDataRecipe, Recipe
+from ..utils import image_grid
+from .batches import IndexStream
+from .loop import Run, RunState
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Losses
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()  # non-saturating
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()  # non-saturating
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """Mean squared gradient norm of D at the real images (Mescheder et al., 2018)."""
+    (gradients,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return gradients.pow(2).flatten(1).sum(1).mean()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data and models
+
+
+def load_image_splits(data: ImageDataRecipe, config: GANConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """The recipe's images as tensors in [-1, 1]: `train` (few-shot when asked) and `held_out` (for FID/KID)."""
+    dataset = load_image_dataset(data.dataset, data.split, data.image_column, data.label_column)
+    if data.classes is not None:
+        dataset = filter_classes(dataset, data.classes)
+    splits = split_held_out(dataset, data.held_out_fraction, data.seed)
+    train = splits["train"]
+    if data.shots_per_class is not None:
+        train = few_shot(train, data.shots_per_class, data.seed)
+    tensors = {
+        "train": dataset_to_tensors(train, config.image_size, config.image_channels),
+        "held_out": dataset_to_tensors(splits["held_out"], config.image_size, config.image_channels),
+    }
+    if config.num_classes is not None:
+        labels = tensors["train"][1]
+        if labels is None:
+            raise ValueError("The model is class-conditional (model.num_classes) but the dataset has no labels.")
+        if int(labels.max()) >= config.num_classes:
+            raise ValueError(
+                f"The dataset has label {int(labels.max())} but model.num_classes is {config.num_classes}: "
+                "raise model.num_classes or filter data.classes."
+            )
+    return tensors
+
+
+def build_gan(recipe: Recipe) -> GANModel:
+    """`init_from: scratch` builds from `recipe.model`; a folder or Hub id loads that model."""
+    if recipe.init_from == "scratch":
+        return GANModel(GANConfig(**recipe.model))
+    model = GANModel.from_pretrained(recipe.init_from)
+    changed = {k: v for k, v in recipe.model.items() if getattr(model.config, k, None) != v}
+    if changed:
+        raise ValueError(
+            f"model fields {sorted(changed)} differ from the model in {recipe.init_from}: drop them from the recipe "
+            "to continue training that model as it is."
+        )
+    return model
+
+
+@torch.no_grad()
+def generate_images(
+    generator: GANGenerator, num_images: int, labels: torch.Tensor | None, seed: int, batch_size: int = 256
+) -> torch.Tensor:
+    """`num_images` samples (N, C, H, W) in [-1, 1] from seeded latents; `labels` (cycled) for a conditional model."""
+    was_training = generator.training
+    generator.eval()
+    noise = torch.Generator().manual_seed(seed)
+    chunks = []
+    for start in range(0, num_images, batch_size):
+        count = min(batch_size, num_images - start)
+        latents = generator.sample_latents(count, generator=noise)
+        batch_labels = None
+        if generator.config.num_classes is not None:
+            batch_labels = labels[torch.arange(start, start + count) % len(labels)].to(generator.device)
+        chunks.append(generator(latents, class_labels=batch_labels).images.float().cpu())
+    generator.train(was_training)
+    return torch.cat(chunks)
+
+
+def score_generator(
+    generator: GANGenerator,
+    real_images: torch.Tensor,
+    real_labels: torch.Tensor | None,
+    num_samples: int,
+    feature_network: str = "digits",
+    seed: int = 0,
+) -> dict:
+    """FID and KID of `num_samples` generated images against the real ones (conditional: the real label mix)."""
+    from ..evaluation import load_metric
+
+    labels = None
+    if generator.config.num_classes is not None:
+        labels = real_labels[torch.randperm(len(real_labels), generator=torch.Generator().manual_seed(seed))]
+    generated = generate_images(generator, num_samples, labels, seed)
+    fid = load_metric("fid").compute(predictions=generated, references=real_images, feature_network=feature_network)
+    kid = load_metric("kid").compute(predictions=generated, references=real_images, feature_network=feature_network)
+    return {**fid, **kid}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run
+
+
+class NoiseState:
+    """The seeded CPU generator behind latents and fake labels, saved in checkpoints so that resuming is exact."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class GANRun(Run):
+    def __init__(self, recipe: Recipe, accelerator: Accelerator):
+        super().__init__(recipe, accelerator)
+        training = recipe.training
+        self.model = build_gan(recipe)
+        self.config = self.model.config
+        with accelerator.main_process_first():
+            splits = load_image_splits(recipe.data, self.config)
+        self.train_images, self.train_labels = splits["train"]
+        self.held_out_images, self.held_out_labels = splits["held_out"]
+        self.stream = IndexStream(
+            len(self.train_images), training.batch_size, recipe.seed, accelerator.process_index, accelerator.num_processes
+        )
+        self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
+        if self.train_labels is not None:
+            self.classes = torch.unique(self.train_labels)
+
+        betas = tuple(training.adam_betas)
+        d_lr = training.discriminator_learning_rate or training.learning_rate
+        generator_optimizer = torch.optim.Adam(self.model.generator.parameters(), lr=training.learning_rate, betas=betas)
+        discriminator_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=d_lr, betas=betas)
+        schedulers = [
+            get_scheduler(training.lr_scheduler, opt, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps)
+            for opt in (generator_optimizer, discriminator_optimizer)
+        ]
+        # Generator and discriminator are prepared separately, each with its own optimizer (separate DDP wrappers).
+        (
+            self.generator,
+            self.discriminator,
+            self.generator_optimizer,
+            self.discriminator_optimizer,
+            self.generator_scheduler,
+            self.discriminator_scheduler,
+        ) = accelerator.prepare(self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers)
+        self.generator_module = accelerator.unwrap_model(self.generator)
+        self.discriminator_module = accelerator.unwrap_model(self.discriminator)
+        self.ema = None
+        if training.ema_decay is not None:
+            self.ema = EMAModel(self.generator_module.parameters(), decay=training.ema_decay)
+            self.ema.to(accelerator.device)
+        self.sample_latents = torch.randn(64, self.config.latent_size, generator=torch.Generator().manual_seed(1234))
+        self.sample_labels = None
+        if self.config.num_classes is not None:
+            self.sample_labels = self.classes[torch.arange(64) % len(self.classes)]
+
+    def checkpointed_objects(self) -> list:
+        return [self.noise] + ([self.ema] if self.ema is not None else [])
+
+    def trained_modules(self) -> list[torch.nn.Module]:
+        return [self.generator, self.discriminator]
+
+    def _fake_labels(self, count: int) -> torch.Tensor | None:
+        if self.config.num_classes is None:
+            return None
+        picks = torch.randint(0, len(self.classes), (count,), generator=self.noise.generator)
+        return self.classes[picks].to(self.accelerator.device)
+
+    def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
+        training = self.recipe.training
+        kind = self.config.adversarial_loss
+        device = self.accelerator.device
+        indices = self.stream.indices(batch_number)
+        real = self.train_images[indices].to(device)
+        real_labels = self.train_labels[indices].to(device) if self.config.num_classes is not None else None
+        batch = real.shape[0]
+
+        # (1) discriminator step: real and fake in one forward pass, so the DDP wrapper runs once per backward.
+        latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
+        fake_labels = self._fake_labels(batch)
+        with torch.no_grad():
+            fake = self.generator_module(latents, class_labels=fake_labels).images
+        apply_r1 = training.r1_gamma > 0 and batch_number % training.r1_every == 0
+        real = real.detach().requires_grad_(apply_r1)
+        images = torch.cat([real, fake])
+        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+        with self.accelerator.autocast():
+            logits = self.discriminator(images, class_labels=labels).logits.float()
+        real_logits, fake_logits = logits[:batch], logits[batch:]
+        d_loss = discriminator_loss(real_logits, fake_logits, kind)
+        losses = {"loss_d": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if apply_r1:
+            penalty = r1_penalty(real_logits, real)
+            d_loss = d_loss + training.r1_gamma / 2 * penalty * training.r1_every  # lazy regularisation
+            losses["r1"] = penalty.detach()
+        self.accelerator.backward(d_loss)
+        if self.accelerator.sync_gradients and training.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.discriminator.parameters(), training.max_grad_norm)
+        self.discriminator_optimizer.step()
+        self.discriminator_scheduler.step()
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+
+        # (2) generator step: D is called unwrapped with frozen weights, so no D gradients exist or sync.
+        latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
+        fake_labels = self._fake_labels(batch)
+        self.discriminator_module.requires_grad_(False)
+        with self.accelerator.autocast():
+            fake = self.generator(latents, class_labels=fake_labels).images
+            fake_logits = self.discriminator_module(fake, class_labels=fake_labels).logits.float()
+        g_loss = generator_loss(fake_logits, kind)
+        self.accelerator.backward(g_loss)
+        self.discriminator_module.requires_grad_(True)
+        if self.accelerator.sync_gradients and training.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.generator.parameters(), training.max_grad_norm)
+        self.generator_optimizer.step()
+        self.generator_scheduler.step()
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        losses["loss_g"] = g_loss.detach()
+        return losses
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.ema is not None:
+            self.ema.step(self.generator_module.parameters())
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Sampling, evaluation and saving use the EMA weights when there are any.
+
+    def _with_ema(self, function):
+        if self.ema is None:
+            return function()
+        parameters = list(self.generator_module.parameters())
+        self.ema.store(parameters)
+        self.ema.copy_to(parameters)
+        try:
+            return function()
+        finally:
+            self.ema.restore(parameters)
+
+    @torch.no_grad()
+    def _draw_samples(self) -> torch.Tensor:
+        """The 64 fixed-latent samples of the grids (same latents every time, so grids show progress)."""
+        self.generator_module.eval()
+        labels = None if self.sample_labels is None else self.sample_labels.to(self.accelerator.device)
+        images = self.generator_module(self.sample_latents.to(self.accelerator.device), class_labels=labels).images
+        self.generator_module.train()
+        return images
+
+    def sample_grid(self, step: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+
+        grid = image_grid(self._with_ema(self._draw_samples), nrow=8)
+        folder = os.path.join(self.recipe.output_dir, "samples")
+        os.makedirs(folder, exist_ok=True)
+        grid.save(os.path.join(folder, f"step-{step:07d}.png"))
+        if self.recipe.training.report_to == "tensorboard":
+            import numpy as np
+
+            tracker = self.accelerator.get_tracker("tensorboard", unwrap=True)
+            array = np.asarray(grid.convert("RGB"))
+            tracker.add_image("samples", array, global_step=step, dataformats="HWC")
+
+    def on_train_start(self, step: int) -> None:
+        if step == 0:
+            self.sample_grid(0)
+
+    def periodic(self, step: int, state: RunState) -> bool:
+        every = self.recipe.training.sample_every
+        if every and step % every == 0:
+            self.sample_grid(step)
+        return False
+
+    def evaluate(self) -> dict:
+        evaluation = self.recipe.evaluation
+        scores = self._with_ema(
+            lambda: score_generator(
+                self.generator_module,
+                self.held_out_images,
+                self.held_out_labels,
+                evaluation.num_samples,
+                evaluation.feature_network,
+                seed=self.recipe.seed,
+            )
+        )
+        scores["num_train_images"] = len(self.train_images)
+        return scores
+
+    def save(self, output_dir: str) -> None:
+        def write():
+            self.model.save_pretrained(output_dir)
+            GANPipeline(generator_model=self.model.generator).save_pretrained(output_dir)
+            image_grid(self._draw_samples(), nrow=8).save(os.path.join(output_dir, "samples.png"))
+
+        self._with_ema(write)
+
+
+def evaluate_saved_gan(folder: str, num_samples: int | None = None) -> dict:
+    """FID/KID of a saved run folder against the held-out images of the recipe it was trained with."""
+    from ..recipes import load_recipe
+
+    recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
+    model = GANModel.from_pretrained(folder)
+    held_out_images, held_out_labels = load_image_splits(recipe.data, model.config)["held_out"]
+    return score_generator(
+        model.generator,
+        held_out_images,
+        held_out_labels,
+        num_samples or recipe.evaluation.num_samples,
+        recipe.evaluation.feature_network,
+        seed=recipe.seed,
+    )

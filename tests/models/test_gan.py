@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoModel
+
+import hf_genxfer  # noqa: F401  (registers the Auto classes)
+from hf_genxfer.models.gan import GANConfig, GANDiscriminator, GANGenerator, GANModel, GANPipeline
+
+TINY = {"image_size": 16, "base_width": 8, "max_width": 16, "layers_per_block": 1, "latent_size": 8}
+
+
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_shapes(num_classes):
+    model = GANModel(GANConfig(**TINY, num_classes=num_classes, image_channels=3)).eval()
+    labels = None if num_classes is None else torch.tensor([0, 1, 2, 0])
+    images = model(torch.randn(4, 8), class_labels=labels).images
+    assert images.shape == (4, 3, 16, 16)
+    assert images.min() >= -1 and images.max() <= 1
+    assert model.discriminator(images, class_labels=labels).logits.shape == (4,)
+
+
+def test_generator_has_no_transposed_convolutions():
+    model = GANModel(GANConfig(**TINY))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("image_size", 12, "power of two from 8 to 256"),
+        ("image_size", 512, "from 8 to 256"),
+        ("image_channels", 0, "image_channels must be an integer from 1 to 4"),
+        ("latent_size", -1, "latent_size"),
+        ("num_classes", 1, "num_classes must be an integer from 2"),
+        ("adversarial_loss", "wasserstein", "adversarial_loss must be one of non_saturating, hinge"),
+        ("layers_per_block", 9, "layers_per_block must be an integer from 1 to 4"),
+    ],
+)
+def test_bad_config_values_are_rejected(field, value, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        GANConfig(**{field: value})
+
+
+def test_conditioning_mismatch_is_explained():
+    conditional = GANModel(GANConfig(**TINY, num_classes=3))
+    with pytest.raises(ValueError, match="pass class_labels"):
+        conditional(torch.randn(2, 8))
+    unconditional = GANModel(GANConfig(**TINY))
+    with pytest.raises(ValueError, match="drop class_labels"):
+        unconditional(torch.randn(2, 8), class_labels=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("num_classes", [None, 4])
+def test_auto_round_trip_gives_identical_outputs(tmp_path, num_classes):
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**TINY, num_classes=num_classes)).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, GANConfig) and config.num_classes == num_classes
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, GANModel)
+    latents = torch.randn(4, 8)
+    labels = None if num_classes is None else torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(loaded(latents, labels).images, model(latents, labels).images, rtol=0, atol=0)
+    images = model(latents, labels).images
+    torch.testing.assert_close(
+        loaded.discriminator(images, labels).logits, model.discriminator(images, labels).logits, rtol=0, atol=0
+    )
+    assert isinstance(loaded.generator, GANGenerator) and isinstance(loaded.discriminator, GANDiscriminator)
+
+
+def test_pipeline_is_deterministic_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**TINY, num_classes=5)).eval()
+    pipe = GANPipeline(generator_model=model.generator)
+    first = pipe(batch_size=6, generator=torch.Generator().manual_seed(0))
+    assert len(first.images) == 6 and isinstance(first.images[0], Image.Image)
+    assert first.images[0].size == (16, 16)
+    assert first.class_labels.shape == (6,) and int(first.class_labels.max()) < 5
+    pipe.save_pretrained(tmp_path)
+    assert (tmp_path / "model_index.json").is_file() and (tmp_path / "generator_model" / "model.safetensors").is_file()
+    loaded = GANPipeline.from_pretrained(tmp_path)
+    a = loaded(batch_size=6, generator=torch.Generator().manual_seed(0), output_type="np")
+    b = pipe(batch_size=6, generator=torch.Generator().manual_seed(0), output_type="np")
+    assert a.images.shape == (6, 16, 16, 1) and 0 <= a.images.min() and a.images.max() <= 1
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.class_labels, b.class_labels)
+    c = loaded(batch_size=6, generator=torch.Generator().manual_seed(1), output_type="pt")
+    assert c.images.shape == (6, 1, 16, 16) and not torch.equal(c.images, torch.from_numpy(a.images).permute(0, 3, 1, 2))
+
+
+def test_pipeline_class_labels_and_errors():
+    pipe = GANPipeline(generator_model=GANModel(GANConfig(**TINY, num_classes=5)).generator)
+    out = pipe(batch_size=3, class_labels=2, output_type="pt")
+    assert out.class_labels.tolist() == [2, 2, 2]
+    out = pipe(batch_size=3, class_labels=[0, 1, 4], output_type="pt")
+    assert out.class_labels.tolist() == [0, 1, 4]
+    with pytest.raises(ValueError, match="class_labels must lie in"):
+        pipe(batch_size=2, class_labels=7)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe(batch_size=1, output_type="jpeg")
+    unconditional = GANPipeline(generator_model=GANModel(GANConfig(**TINY)).generator)
+    assert unconditional(batch_size=2, output_type="pt").class_labels is None
+
+
+def test_peft_lora_reaches_every_generator_layer():
+    from peft import LoraConfig, get_peft_model
+
+    model = GANModel(GANConfig(**TINY, num_classes=3))
+    targets = [name for name, module in model.generator.named_modules() if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
+    peft_model = get_peft_model(model.generator, LoraConfig(r=2, target_modules=targets))
+    wrapped = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A")]
+    assert len(wrapped) == len(targets)
+    images = peft_model(torch.randn(2, 8), class_labels=torch.tensor([0, 1])).images
+    assert images.shape == (2, 1, 16, 16)

@@ -1,0 +1,79 @@
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_genxfer.recipes import validate_recipe
+from hf_genxfer.training.checkpointing import list_checkpoints
+from hf_genxfer.training.loop import train
+
+
+def _weights(folder):
+    return load_file(os.path.join(folder, "model.safetensors"))
+
+
+def test_a_few_steps_change_the_weights_and_write_the_run_folder(gan_recipe_factory):
+    raw = gan_recipe_factory(report_to="tensorboard")
+    recipe = validate_recipe(raw)
+    torch.manual_seed(0)
+    metrics = train(recipe)
+    out = recipe.output_dir
+    for name in ("config.json", "model.safetensors", "model_index.json", "metrics.json", "samples.png", "genxfer_recipe.yaml"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert os.path.isfile(os.path.join(out, "generator_model", "model.safetensors"))
+    assert os.path.isdir(os.path.join(out, "samples")) and len(os.listdir(os.path.join(out, "samples"))) >= 2
+    assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(os.path.join(out, "logs")) for name in files)
+    history = json.load(open(os.path.join(out, "training_history.json")))
+    assert len(history) == 4 and all(torch.isfinite(torch.tensor(h["loss_d"])) and abs(h["loss_g"]) < 1e3 for h in history)
+    assert metrics["step"] == 4 and metrics["fid"] > 0 and metrics["num_generated"] == 64
+
+    # The weights moved away from a fresh model of the same seed.
+    from hf_genxfer.models.gan import GANConfig, GANModel
+
+    torch.manual_seed(0)
+    fresh = GANModel(GANConfig(**raw["model"])).state_dict()
+    trained = _weights(out)
+    changed = [k for k in trained if k in fresh and not torch.equal(trained[k], fresh[k])]
+    assert any(k.startswith("generator.") for k in changed) and any(k.startswith("discriminator.") for k in changed)
+
+
+def test_checkpoints_are_pruned_to_the_limit(gan_recipe_factory):
+    recipe = validate_recipe(gan_recipe_factory(max_steps=6, checkpoint_every=1, checkpoints_total_limit=2))
+    train(recipe)
+    steps = [step for step, _ in list_checkpoints(os.path.join(recipe.output_dir, "checkpoints"))]
+    assert steps == [5, 6]
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_resume_continues_the_run_exactly(gan_recipe_factory, accumulation):
+    straight = validate_recipe(gan_recipe_factory("straight", max_steps=4, gradient_accumulation_steps=accumulation))
+    train(straight)
+
+    crashed = gan_recipe_factory("crashed", max_steps=4, gradient_accumulation_steps=accumulation)
+    train(validate_recipe(crashed), stop_after_steps=2)  # the "crash": the process stops after step 2's checkpoint
+    assert not os.path.exists(os.path.join(crashed["output_dir"], "model.safetensors"))
+    # A half-written checkpoint from the crash must be ignored.
+    os.makedirs(os.path.join(crashed["output_dir"], "checkpoints", ".tmp-checkpoint-3"))
+    crashed["training"]["resume_from_checkpoint"] = "latest"
+    metrics = train(validate_recipe(crashed))
+    assert metrics["step"] == 4
+
+    a, b = _weights(straight.output_dir), _weights(crashed["output_dir"])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_bf16_autocast_runs_on_cpu(gan_recipe_factory):
+    metrics = train(validate_recipe(gan_recipe_factory(max_steps=2, mixed_precision="bf16", ema_decay=None)))
+    assert metrics["step"] == 2 and metrics["fid"] == metrics["fid"]  # not NaN
+
+
+def test_hinge_loss_without_r1(gan_recipe_factory):
+    raw = gan_recipe_factory(max_steps=2, r1_gamma=0.0)
+    raw["model"]["adversarial_loss"] = "hinge"
+    raw["model"]["num_classes"] = None
+    metrics = train(validate_recipe(raw))
+    assert metrics["step"] == 2
