@@ -13,6 +13,7 @@ from .models.gan import (
     GANPipeline,
     GANPipelineOutput,
 )
+from .models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
 
 __all__ = [
     "GANConfig",
@@ -21,4 +22,7 @@ __all__ = [
     "GANModel",
     "GANPipeline",
     "GANPipelineOutput",
+    "Seq2SeqConfig",
+    "Seq2SeqModel",
+    "default_backbone_config",
 ]

@@ -56,6 +56,8 @@ class TextDataRecipe:
     target_column: str = "target"
     max_source_length: int = 32
     max_target_length: int = 128
+    objective: Literal["pairs", "text_infilling", "span_corruption"] = "pairs"  # denoising reads the target text
+    tokenizer_languages: list[str] | None = None  # scratch: also cover these num2words languages' characters
     seed: int = 0
 
 
@@ -68,7 +70,7 @@ class TrainingRecipe:
     gradient_accumulation_steps: int = 1
     learning_rate: float = 2e-4  # the generator's (GAN) or the model's (Seq2Seq)
     discriminator_learning_rate: float | None = None  # GAN: defaults to learning_rate
-    adam_betas: list[float] = field(default_factory=lambda: [0.0, 0.99])
+    adam_betas: list[float] | None = None  # default: [0.0, 0.99] for GANs, [0.9, 0.999] for Seq2Seq
     weight_decay: float = 0.0
     lr_scheduler: str = "constant"  # any transformers scheduler name: constant, linear, cosine, ...
     warmup_steps: int = 0
@@ -224,7 +226,8 @@ def validate_recipe(raw: dict) -> Recipe:
             raise RecipeError(f"training.{name} must be at least 1, got {getattr(training, name)}.")
     if training.checkpoints_total_limit < 1:
         raise RecipeError(f"training.checkpoints_total_limit must be at least 1, got {training.checkpoints_total_limit}.")
-    if len(training.adam_betas) != 2 or not all(0 <= b < 1 for b in training.adam_betas):
+    betas = training.adam_betas
+    if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
     if training.learning_rate <= 0:
         raise RecipeError(f"training.learning_rate must be positive, got {training.learning_rate}.")

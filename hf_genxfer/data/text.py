@@ -45,12 +45,22 @@ def _sample_numbers(size: int, low: int, high: int, seed: int) -> np.ndarray:
     return low + rng.choice(high - low, size=size, replace=False)
 
 
+def _spell(number: int, language: str) -> str:
+    try:
+        return num2words(number, lang=language)
+    except Exception as error:  # a few converters fail on some numbers (e.g. "am" in num2words 0.5.14)
+        raise ValueError(
+            f"num2words cannot spell {number} in {language!r} ({type(error).__name__}: {error}): "
+            "try another number range or language."
+        ) from error
+
+
 def _pairs_from_numbers(numbers: Sequence[int], language: str) -> Dataset:
     numbers = [int(number) for number in numbers]
     return Dataset.from_dict(
         {
             "source": [str(number) for number in numbers],
-            "target": [num2words(number, lang=language) for number in numbers],
+            "target": [_spell(number, language) for number in numbers],
             "language": [language] * len(numbers),
         }
     )
@@ -109,6 +119,8 @@ def load_text_pairs(
                 f"{path_or_hub_id!r} must be a {', '.join(_FILE_LOADERS)} file, a dataset folder or a Hub dataset id."
             )
         dataset = load_dataset(_FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
+    elif extension in _FILE_LOADERS:
+        raise FileNotFoundError(f"No such text-pair file: {path_or_hub_id!r}.")
     else:
         # A local dataset folder or a Hub id: `load_dataset` picks the right builder from the files it finds.
         dataset = load_dataset(path_or_hub_id, split=split)

@@ -17,6 +17,8 @@ from ..utils import image_grid
 from .batches import IndexStream
 from .loop import Run, RunState
 
+GAN_ADAM_BETAS = (0.0, 0.99)
+
 
 # --------------------------------------------------------------------------------------------------------------------
 # Losses
@@ -112,15 +114,21 @@ def score_generator(
     seed: int = 0,
 ) -> dict:
     """FID and KID of `num_samples` generated images against the real ones (conditional: the real label mix)."""
-    from ..evaluation import load_metric
+    from ..evaluation import extract_features, load_metric
 
     labels = None
     if generator.config.num_classes is not None:
         labels = real_labels[torch.randperm(len(real_labels), generator=torch.Generator().manual_seed(seed))]
     generated = generate_images(generator, num_samples, labels, seed)
-    fid = load_metric("fid").compute(predictions=generated, references=real_images, feature_network=feature_network)
-    kid = load_metric("kid").compute(predictions=generated, references=real_images, feature_network=feature_network)
-    return {**fid, **kid}
+    # Features once, for both metrics.
+    features = {
+        "predictions_features": extract_features(generated, feature_network),
+        "references_features": extract_features(real_images, feature_network),
+    }
+    name = feature_network if isinstance(feature_network, str) else type(feature_network).__name__
+    fid = load_metric("fid").compute(feature_network=name, **features)
+    kid = load_metric("kid", seed=seed).compute(feature_network=name, **features)
+    return {**fid, **kid, "feature_network": name}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -157,7 +165,7 @@ class GANRun(Run):
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
 
-        betas = tuple(training.adam_betas)
+        betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
         generator_optimizer = torch.optim.Adam(self.model.generator.parameters(), lr=training.learning_rate, betas=betas)
         discriminator_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=d_lr, betas=betas)

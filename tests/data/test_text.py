@@ -92,6 +92,12 @@ def test_unknown_language_lists_valid_codes():
         num2words_splits("english")
 
 
+def test_numbers_a_converter_cannot_spell_are_named():
+    # num2words 0.5.14's Amharic converter fails on some numbers; the error says which.
+    with pytest.raises(ValueError, match=r"num2words cannot spell 6651 in 'am'"):
+        num2words_pairs("am", size=1, low=6651, high=6652)
+
+
 def test_impossible_sizes_are_rejected():
     with pytest.raises(ValueError, match=r"Cannot draw 12 distinct numbers from \[0, 10\)"):
         num2words_splits("en", train_size=10, validation_size=1, test_size=1, high=10)
@@ -130,11 +136,13 @@ def test_missing_column_is_named(tmp_path):
         load_text_pairs(str(path), source_column="a")
 
 
-def test_unsupported_file_type(tmp_path):
+def test_unsupported_or_missing_file(tmp_path):
     path = tmp_path / "pairs.txt"
     path.write_text("1 one\n")
     with pytest.raises(ValueError, match="must be a .json, .jsonl, .csv file"):
         load_text_pairs(str(path))
+    with pytest.raises(FileNotFoundError, match="No such text-pair file"):
+        load_text_pairs(str(tmp_path / "missing.csv"))
 
 
 # tokenizers

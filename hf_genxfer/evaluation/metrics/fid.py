@@ -67,8 +67,8 @@ class FID(image_set_metric.ImageSetMetric):
                 raise ValueError(f"FID needs at least 2 {name} images to estimate a covariance; got {len(features)}.")
         distance = frechet_distance(
             predictions.mean(axis=0),
-            np.cov(predictions, rowvar=False),
+            np.atleast_2d(np.cov(predictions, rowvar=False)),  # atleast_2d: np.cov of 1-d features is a scalar
             references.mean(axis=0),
-            np.cov(references, rowvar=False),
+            np.atleast_2d(np.cov(references, rowvar=False)),
         )
         return {"fid": distance}

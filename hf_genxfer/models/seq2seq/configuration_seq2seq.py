@@ -69,8 +69,8 @@ class Seq2SeqConfig(PreTrainedConfig):
 
     ```python
     >>> from hf_genxfer.models.seq2seq import Seq2SeqConfig, Seq2SeqModel
-    >>> config = Seq2SeqConfig(backbone={"model_type": "t5", "vocab_size": 99, "d_model": 16, "num_layers": 2})
-    >>> model = Seq2SeqModel(config)
+    >>> backbone = {"model_type": "t5", "vocab_size": 99, "d_model": 16, "num_layers": 2, "decoder_start_token_id": 0}
+    >>> model = Seq2SeqModel(Seq2SeqConfig(backbone=backbone, task_names=["en", "fr"]))
     ```
     """
 

@@ -1,0 +1,260 @@
+"""Seq2Seq step functions for the shared loop: tokenised pairs or denoising, teacher-forced loss, evaluation by
+generation (exact match, chrF, BLEU), early stopping, and saving with the tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset, DatasetDict
+from transformers import AutoConfig, AutoTokenizer, get_scheduler
+
+from ..data.denoising import span_corruption, text_infilling
+from ..data.text import load_text_pairs, num2words_pairs, num2words_splits, seq2seq_collator, tokenize_pairs
+from ..data.tokenization import train_tokenizer
+from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
+from ..recipes import Recipe, TextDataRecipe
+from .batches import IndexStream
+from .loop import Run, RunState
+
+SEQ2SEQ_ADAM_BETAS = (0.9, 0.999)
+NUM_SENTINELS = 32  # span-corruption sentinels added to a tokenizer trained from scratch
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_text_splits(data: TextDataRecipe) -> DatasetDict:
+    """`train`/`validation`/`test` pairs with `source` and `target` columns, never sharing an example."""
+    if data.dataset == "num2words":
+        return num2words_splits(
+            data.language, data.train_size, data.validation_size, data.test_size, data.low, data.high, data.seed
+        )
+    corpus = load_text_pairs(data.dataset, data.source_column, data.target_column, split=None)
+    if "train" not in corpus:
+        raise ValueError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
+    splits = {"train": corpus["train"]}
+    for name, size in (("test", data.test_size), ("validation", data.validation_size)):
+        if name in corpus:
+            splits[name] = corpus[name]
+        else:  # carve the missing split out of train, seeded
+            if size >= len(splits["train"]):
+                raise ValueError(
+                    f"The corpus {data.dataset!r} has {len(splits['train'])} training pairs, too few to hold out "
+                    f"data.{name}_size={size}: lower it or add a {name} split."
+                )
+            parts = splits["train"].train_test_split(test_size=size, seed=data.seed)
+            splits["train"], splits[name] = parts["train"], parts["test"]
+    if data.train_size < len(splits["train"]):
+        splits["train"] = splits["train"].shuffle(seed=data.seed).select(range(data.train_size))
+    return DatasetDict(splits)
+
+
+def tokenizer_corpus(data: TextDataRecipe, splits: DatasetDict) -> list[str]:
+    """Texts whose characters the tokenizer must cover: every split, plus num2words in `tokenizer_languages`."""
+    texts = [t for part in splits.values() for column in ("source", "target") for t in part[column]]
+    for language in data.tokenizer_languages or []:
+        texts.extend(num2words_pairs(language, size=2000, low=0, high=max(data.high, 2001), seed=0)["target"])
+    return texts
+
+
+def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
+    """
+    The model and tokenizer a recipe starts from: `init_from: scratch` trains a character tokenizer on the corpus and
+    builds `recipe.model` (a small BART by default); a Seq2Seq folder or Hub id loads it; a plain transformers
+    encoder-decoder (T5, BART, Marian...) is wrapped with `Seq2SeqModel.from_backbone`, keeping its weights.
+    Returns (model, tokenizer).
+    """
+    if recipe.init_from == "scratch":
+        splits = splits if splits is not None else load_text_splits(recipe.data)
+        num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
+        tokenizer = train_tokenizer(tokenizer_corpus(recipe.data, splits), kind="char", num_sentinels=num_sentinels)
+        model_fields = dict(recipe.model)
+        backbone = dict(model_fields.pop("backbone", None) or {})
+        config = Seq2SeqConfig(backbone=default_backbone_config(tokenizer, **backbone), **model_fields)
+        return Seq2SeqModel(config), tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
+    if AutoConfig.from_pretrained(recipe.init_from).model_type == Seq2SeqConfig.model_type:
+        model = Seq2SeqModel.from_pretrained(recipe.init_from)
+    else:
+        model = Seq2SeqModel.from_backbone(recipe.init_from, **recipe.model)
+    return model, tokenizer
+
+
+def tokenize_for_objective(splits: DatasetDict, tokenizer, data: TextDataRecipe) -> DatasetDict:
+    """Pairs -> (input_ids, labels); a denoising objective noises the target-side text instead."""
+    if data.objective == "pairs":
+        return tokenize_pairs(splits, tokenizer, data.max_source_length, data.max_target_length)
+    texts = DatasetDict({name: part.select_columns(["target"]).rename_column("target", "text") for name, part in splits.items()})
+    noise = text_infilling if data.objective == "text_infilling" else span_corruption
+    return noise(texts, tokenizer, text_column="text", max_length=data.max_target_length, seed=data.seed)
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, **kwargs) -> list[str]:
+    """Generated texts for `sources` (the same call `genxfer generate` and the Auto classes make)."""
+    encoded = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
+    output = model.generate(**encoded, num_beams=num_beams, max_new_tokens=max_new_tokens, **kwargs)
+    return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+
+def generate_all(model, tokenizer, sources: list[str], batch_size: int, **kwargs) -> list[str]:
+    was_training = model.training
+    model.eval()
+    texts = []
+    for start in range(0, len(sources), batch_size):
+        texts.extend(generate_batch(model, tokenizer, sources[start : start + batch_size], **kwargs))
+    model.train(was_training)
+    return texts
+
+
+def score_texts(predictions: list[str], references: list[str]) -> dict:
+    """Exact match (a fraction), chrF and BLEU (0-100, sacrebleu) of `predictions` against `references`."""
+    from ..evaluation import load_metric
+
+    scores = {}
+    scores.update(load_metric("exact_match").compute(predictions=predictions, references=references))
+    scores.update(load_metric("chrf").compute(predictions=predictions, references=references))
+    bleu = load_metric("bleu").compute(predictions=predictions, references=references)
+    scores["bleu"] = bleu["bleu"]
+    scores["num_examples"] = len(predictions)
+    return scores
+
+
+def evaluation_pairs(part: Dataset, tokenizer, data: TextDataRecipe) -> tuple[list[str], list[str]]:
+    """(sources, references) to score: the pairs themselves, or for denoising the noised text and the original."""
+    if data.objective == "pairs":
+        return list(part["source"]), list(part["target"])
+    noised = tokenize_for_objective(DatasetDict(evaluation=part), tokenizer, data)["evaluation"]
+    sources = tokenizer.batch_decode(noised["input_ids"], skip_special_tokens=False)
+    sources = [s.replace(tokenizer.eos_token, "") for s in sources]
+    references = tokenizer.batch_decode(noised["labels"], skip_special_tokens=True)
+    return sources, references
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The run
+
+
+class Seq2SeqRun(Run):
+    def __init__(self, recipe: Recipe, accelerator: Accelerator):
+        super().__init__(recipe, accelerator)
+        training, data = recipe.training, recipe.data
+        with accelerator.main_process_first():
+            self.splits = load_text_splits(data)
+            self.model, self.tokenizer = build_seq2seq(recipe, self.splits)
+            self.train_dataset = tokenize_for_objective(DatasetDict(train=self.splits["train"]), self.tokenizer, data)["train"]
+        self.collator = seq2seq_collator(self.tokenizer, model=self.model)
+        self.stream = IndexStream(
+            len(self.train_dataset), training.batch_size, recipe.seed, accelerator.process_index, accelerator.num_processes
+        )
+        betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=training.learning_rate, betas=betas, weight_decay=training.weight_decay)
+        scheduler = get_scheduler(
+            training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps
+        )
+        self.prepared_model, self.optimizer, self.scheduler = accelerator.prepare(self.model, optimizer, scheduler)
+        self.model_module = accelerator.unwrap_model(self.prepared_model)
+
+    def trained_modules(self) -> list[torch.nn.Module]:
+        return [self.prepared_model]
+
+    def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
+        rows = self.train_dataset[self.stream.indices(batch_number)]
+        examples = [dict(zip(rows, values)) for values in zip(*rows.values())]
+        batch = {k: v.to(self.accelerator.device) for k, v in self.collator(examples).items()}
+        with self.accelerator.autocast():
+            loss = self.prepared_model(**batch).loss
+        self.accelerator.backward(loss)
+        if self.accelerator.sync_gradients and self.recipe.training.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.prepared_model.parameters(), self.recipe.training.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss.detach(), "lr": torch.tensor(self.scheduler.get_last_lr()[0])}
+
+    def score_split(self, name: str, limit: int | None = None) -> tuple[dict, list[dict]]:
+        """Generation metrics on a split, each process generating its share (gathered, every example once)."""
+        evaluation = self.recipe.evaluation
+        part = self.splits[name]
+        if limit is not None:
+            part = part.select(range(min(limit, len(part))))
+        sources, references = evaluation_pairs(part, self.tokenizer, self.recipe.data)
+        with self.accelerator.split_between_processes(list(range(len(sources)))) as shard:
+            predictions = generate_all(
+                self.model_module,
+                self.tokenizer,
+                [sources[i] for i in shard],
+                evaluation.batch_size,
+                num_beams=evaluation.num_beams,
+                max_new_tokens=evaluation.max_new_tokens,
+            )
+            pairs = list(zip(shard, predictions))
+        from accelerate.utils import gather_object
+
+        gathered = dict(gather_object(pairs)) if self.accelerator.num_processes > 1 else dict(pairs)
+        predictions = [gathered[i] for i in range(len(sources))]
+        scores = score_texts(predictions, references)
+        examples = [
+            {"source": s, "reference": r, "prediction": p}
+            for s, r, p in list(zip(sources, references, predictions))[: evaluation.num_examples]
+        ]
+        return scores, examples
+
+    def periodic(self, step: int, state: RunState) -> bool:
+        training = self.recipe.training
+        if not training.eval_every or step % training.eval_every or step == training.max_steps:
+            return False
+        scores, _ = self.score_split("validation")
+        self.accelerator.log({f"validation/{k}": v for k, v in scores.items()}, step=step)
+        state.history.append({"step": step, **{f"validation_{k}": v for k, v in scores.items()}})
+        metric = training.early_stopping_metric
+        if metric not in scores:
+            raise ValueError(
+                f"training.early_stopping_metric={metric!r} is not a validation metric; use one of {', '.join(scores)}."
+            )
+        if state.best_metric is None or scores[metric] > state.best_metric:
+            state.best_metric, state.evaluations_without_improvement = scores[metric], 0
+        else:
+            state.evaluations_without_improvement += 1
+        patience = training.early_stopping_patience
+        return patience is not None and state.evaluations_without_improvement >= patience
+
+    def evaluate(self) -> dict:
+        scores, examples = self.score_split("test")
+        scores["examples"] = examples
+        scores["num_train_examples"] = len(self.train_dataset)
+        return scores
+
+    def save(self, output_dir: str) -> None:
+        self.model_module.save_pretrained(output_dir)
+        self.tokenizer.save_pretrained(output_dir)
+
+
+def generate_texts(folder: str, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128) -> list[str]:
+    """Loads a saved folder with the Auto classes and generates for `sources`."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return generate_all(model, tokenizer, list(sources), batch_size=64, num_beams=num_beams, max_new_tokens=max_new_tokens)
+
+
+def evaluate_saved_seq2seq(folder: str) -> dict:
+    """Exact match, chrF and BLEU of a saved run folder on the test split of the recipe it was trained with."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    from ..recipes import load_recipe
+
+    recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    sources, references = evaluation_pairs(load_text_splits(recipe.data)["test"], tokenizer, recipe.data)
+    evaluation = recipe.evaluation
+    predictions = generate_all(
+        model, tokenizer, sources, evaluation.batch_size, num_beams=evaluation.num_beams, max_new_tokens=evaluation.max_new_tokens
+    )
+    return score_texts(predictions, references)
