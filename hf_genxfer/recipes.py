@@ -225,7 +225,9 @@ def validate_recipe(raw: dict) -> Recipe:
         if getattr(training, name) < 1:
             raise RecipeError(f"training.{name} must be at least 1, got {getattr(training, name)}.")
     if training.checkpoints_total_limit < 1:
-        raise RecipeError(f"training.checkpoints_total_limit must be at least 1, got {training.checkpoints_total_limit}.")
+        raise RecipeError(
+            f"training.checkpoints_total_limit must be at least 1, got {training.checkpoints_total_limit}."
+        )
     betas = training.adam_betas
     if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
@@ -273,7 +275,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
     """Reads a YAML recipe, applies `--set` overrides and validates it."""
     if not os.path.isfile(path):
-        raise RecipeError(f"No recipe file at {str(path)!r}: pass the path to a YAML recipe, e.g. recipes/gan_digits_pretrain.yaml.")
+        raise RecipeError(
+            f"No recipe file at {str(path)!r}: pass the path to a YAML recipe, e.g. recipes/gan_digits_pretrain.yaml."
+        )
     with open(path, encoding="utf-8") as handle:
         try:
             raw = yaml.safe_load(handle)

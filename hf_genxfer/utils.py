@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, scale: int | None = None, padding: int = 1) -> Image.Image:
+def image_grid(
+    images: torch.Tensor, nrow: int | None = None, scale: int | None = None, padding: int = 1
+) -> Image.Image:
     """
     (N, C, H, W) images in [-1, 1] -> one PIL grid image with `nrow` images per row. Small images are enlarged by
     `scale` (nearest neighbour; by default up to about 32 pixels) so that an 8x8 digit is readable.

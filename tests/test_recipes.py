@@ -58,7 +58,9 @@ def test_missing_fields(gan_recipe_factory):
 
 def test_overrides(gan_recipe_factory):
     raw = gan_recipe_factory()
-    updated = apply_overrides(raw, ["training.max_steps=7", "data.classes=[5, 6]", "training.ema_decay=null", "seed=3"])
+    updated = apply_overrides(
+        raw, ["training.max_steps=7", "data.classes=[5, 6]", "training.ema_decay=null", "seed=3"]
+    )
     recipe = validate_recipe(updated)
     assert recipe.training.max_steps == 7 and recipe.data.classes == [5, 6]
     assert recipe.training.ema_decay is None and recipe.seed == 3

@@ -2,7 +2,14 @@
 
 from .denoising import span_corruption, text_infilling
 from .images import digits_dataset, few_shot, filter_classes, load_image_dataset, split_held_out, with_image_transform
-from .text import load_text_pairs, num2words_languages, num2words_pairs, num2words_splits, seq2seq_collator, tokenize_pairs
+from .text import (
+    load_text_pairs,
+    num2words_languages,
+    num2words_pairs,
+    num2words_splits,
+    seq2seq_collator,
+    tokenize_pairs,
+)
 from .tokenization import SPECIAL_TOKENS, train_tokenizer
 
 __all__ = [

@@ -12,7 +12,9 @@ import torch
 class IndexStream:
     def __init__(self, num_examples: int, batch_size: int, seed: int, process_index: int = 0, num_processes: int = 1):
         if num_examples < 1:
-            raise ValueError("The training set is empty: check data.classes, data.shots_per_class and the dataset path.")
+            raise ValueError(
+                "The training set is empty: check data.classes, data.shots_per_class and the dataset path."
+            )
         self.num_examples = num_examples
         self.batch_size = batch_size
         self.seed = seed

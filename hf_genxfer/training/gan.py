@@ -159,7 +159,11 @@ class GANRun(Run):
         self.train_images, self.train_labels = splits["train"]
         self.held_out_images, self.held_out_labels = splits["held_out"]
         self.stream = IndexStream(
-            len(self.train_images), training.batch_size, recipe.seed, accelerator.process_index, accelerator.num_processes
+            len(self.train_images),
+            training.batch_size,
+            recipe.seed,
+            accelerator.process_index,
+            accelerator.num_processes,
         )
         self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
         if self.train_labels is not None:
@@ -167,10 +171,17 @@ class GANRun(Run):
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
-        generator_optimizer = torch.optim.Adam(self.model.generator.parameters(), lr=training.learning_rate, betas=betas)
+        generator_optimizer = torch.optim.Adam(
+            self.model.generator.parameters(), lr=training.learning_rate, betas=betas
+        )
         discriminator_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=d_lr, betas=betas)
         schedulers = [
-            get_scheduler(training.lr_scheduler, opt, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps)
+            get_scheduler(
+                training.lr_scheduler,
+                opt,
+                num_warmup_steps=training.warmup_steps,
+                num_training_steps=training.max_steps,
+            )
             for opt in (generator_optimizer, discriminator_optimizer)
         ]
         # Generator and discriminator are prepared separately, each with its own optimizer (separate DDP wrappers).
@@ -181,7 +192,9 @@ class GANRun(Run):
             self.discriminator_optimizer,
             self.generator_scheduler,
             self.discriminator_scheduler,
-        ) = accelerator.prepare(self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers)
+        ) = accelerator.prepare(
+            self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers
+        )
         self.generator_module = accelerator.unwrap_model(self.generator)
         self.discriminator_module = accelerator.unwrap_model(self.discriminator)
         self.ema = None
@@ -227,7 +240,11 @@ class GANRun(Run):
             logits = self.discriminator(images, class_labels=labels).logits.float()
         real_logits, fake_logits = logits[:batch], logits[batch:]
         d_loss = discriminator_loss(real_logits, fake_logits, kind)
-        losses = {"loss_d": d_loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        losses = {
+            "loss_d": d_loss.detach(),
+            "d_real": real_logits.detach().mean(),
+            "d_fake": fake_logits.detach().mean(),
+        }
         if apply_r1:
             penalty = r1_penalty(real_logits, real)
             d_loss = d_loss + training.r1_gamma / 2 * penalty * training.r1_every  # lazy regularisation

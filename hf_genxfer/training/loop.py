@@ -116,7 +116,9 @@ def build_accelerator(recipe: Recipe, **kwargs) -> Accelerator:
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         mixed_precision=training.mixed_precision,
         log_with=log_with,
-        project_config=ProjectConfiguration(project_dir=recipe.output_dir, logging_dir=os.path.join(recipe.output_dir, "logs")),
+        project_config=ProjectConfiguration(
+            project_dir=recipe.output_dir, logging_dir=os.path.join(recipe.output_dir, "logs")
+        ),
         **kwargs,
     )
 
@@ -189,7 +191,9 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
         if state.step % training.checkpoint_every == 0 or state.step == training.max_steps or stopped_early:
             save_checkpoint(accelerator, checkpoint_dir, state.step, training.checkpoints_total_limit)
         if stopped_early:
-            accelerator.print(f"Early stopping at step {state.step}: no improvement in {training.early_stopping_metric}.")
+            accelerator.print(
+                f"Early stopping at step {state.step}: no improvement in {training.early_stopping_metric}."
+            )
             break
     progress.close()
     train_seconds = time.perf_counter() - started

@@ -14,6 +14,7 @@ from ..data.denoising import span_corruption, text_infilling
 from ..data.text import load_text_pairs, num2words_pairs, num2words_splits, seq2seq_collator, tokenize_pairs
 from ..data.tokenization import train_tokenizer
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
+from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE
 from ..recipes import Recipe, TextDataRecipe
 from .batches import IndexStream
 from .loop import Run, RunState
@@ -73,8 +74,18 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
         tokenizer = train_tokenizer(tokenizer_corpus(recipe.data, splits), kind="char", num_sentinels=num_sentinels)
         model_fields = dict(recipe.model)
         backbone = dict(model_fields.pop("backbone", None) or {})
-        config = Seq2SeqConfig(backbone=default_backbone_config(tokenizer, **backbone), **model_fields)
-        return Seq2SeqModel(config), tokenizer
+        if backbone.get("model_type", DEFAULT_BACKBONE["model_type"]) == DEFAULT_BACKBONE["model_type"]:
+            backbone_config = default_backbone_config(tokenizer, **backbone)
+        else:  # another architecture (T5, Marian, ...): its own defaults, sized to the tokenizer
+            special = {
+                "vocab_size": len(tokenizer),
+                "pad_token_id": tokenizer.pad_token_id,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+                "decoder_start_token_id": tokenizer.bos_token_id,
+            }
+            backbone_config = AutoConfig.for_model(**{**special, **backbone})
+        return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer
     tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
     if AutoConfig.from_pretrained(recipe.init_from).model_type == Seq2SeqConfig.model_type:
         model = Seq2SeqModel.from_pretrained(recipe.init_from)
@@ -87,13 +98,17 @@ def tokenize_for_objective(splits: DatasetDict, tokenizer, data: TextDataRecipe)
     """Pairs -> (input_ids, labels); a denoising objective noises the target-side text instead."""
     if data.objective == "pairs":
         return tokenize_pairs(splits, tokenizer, data.max_source_length, data.max_target_length)
-    texts = DatasetDict({name: part.select_columns(["target"]).rename_column("target", "text") for name, part in splits.items()})
+    texts = DatasetDict(
+        {name: part.select_columns(["target"]).rename_column("target", "text") for name, part in splits.items()}
+    )
     noise = text_infilling if data.objective == "text_infilling" else span_corruption
     return noise(texts, tokenizer, text_column="text", max_length=data.max_target_length, seed=data.seed)
 
 
 @torch.no_grad()
-def generate_batch(model, tokenizer, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, **kwargs) -> list[str]:
+def generate_batch(
+    model, tokenizer, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, **kwargs
+) -> list[str]:
     """Generated texts for `sources` (the same call `genxfer generate` and the Auto classes make)."""
     encoded = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
     output = model.generate(**encoded, num_beams=num_beams, max_new_tokens=max_new_tokens, **kwargs)
@@ -128,9 +143,9 @@ def evaluation_pairs(part: Dataset, tokenizer, data: TextDataRecipe) -> tuple[li
     if data.objective == "pairs":
         return list(part["source"]), list(part["target"])
     noised = tokenize_for_objective(DatasetDict(evaluation=part), tokenizer, data)["evaluation"]
-    sources = tokenizer.batch_decode(noised["input_ids"], skip_special_tokens=False)
+    sources = tokenizer.batch_decode(list(noised["input_ids"]), skip_special_tokens=False)
     sources = [s.replace(tokenizer.eos_token, "") for s in sources]
-    references = tokenizer.batch_decode(noised["labels"], skip_special_tokens=True)
+    references = tokenizer.batch_decode(list(noised["labels"]), skip_special_tokens=True)
     return sources, references
 
 
@@ -145,16 +160,27 @@ class Seq2SeqRun(Run):
         with accelerator.main_process_first():
             self.splits = load_text_splits(data)
             self.model, self.tokenizer = build_seq2seq(recipe, self.splits)
-            self.train_dataset = tokenize_for_objective(DatasetDict(train=self.splits["train"]), self.tokenizer, data)["train"]
+            self.train_dataset = tokenize_for_objective(DatasetDict(train=self.splits["train"]), self.tokenizer, data)[
+                "train"
+            ]
         self.collator = seq2seq_collator(self.tokenizer, model=self.model)
         self.stream = IndexStream(
-            len(self.train_dataset), training.batch_size, recipe.seed, accelerator.process_index, accelerator.num_processes
+            len(self.train_dataset),
+            training.batch_size,
+            recipe.seed,
+            accelerator.process_index,
+            accelerator.num_processes,
         )
         betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=training.learning_rate, betas=betas, weight_decay=training.weight_decay)
+        optimizer = torch.optim.AdamW(
+            trainable, lr=training.learning_rate, betas=betas, weight_decay=training.weight_decay
+        )
         scheduler = get_scheduler(
-            training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.max_steps
+            training.lr_scheduler,
+            optimizer,
+            num_warmup_steps=training.warmup_steps,
+            num_training_steps=training.max_steps,
         )
         self.prepared_model, self.optimizer, self.scheduler = accelerator.prepare(self.model, optimizer, scheduler)
         self.model_module = accelerator.unwrap_model(self.prepared_model)
@@ -240,7 +266,9 @@ def generate_texts(folder: str, sources: list[str], num_beams: int = 1, max_new_
 
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    return generate_all(model, tokenizer, list(sources), batch_size=64, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    return generate_all(
+        model, tokenizer, list(sources), batch_size=64, num_beams=num_beams, max_new_tokens=max_new_tokens
+    )
 
 
 def evaluate_saved_seq2seq(folder: str) -> dict:
@@ -255,6 +283,11 @@ def evaluate_saved_seq2seq(folder: str) -> dict:
     sources, references = evaluation_pairs(load_text_splits(recipe.data)["test"], tokenizer, recipe.data)
     evaluation = recipe.evaluation
     predictions = generate_all(
-        model, tokenizer, sources, evaluation.batch_size, num_beams=evaluation.num_beams, max_new_tokens=evaluation.max_new_tokens
+        model,
+        tokenizer,
+        sources,
+        evaluation.batch_size,
+        num_beams=evaluation.num_beams,
+        max_new_tokens=evaluation.max_new_tokens,
     )
     return score_texts(predictions, references)

@@ -88,7 +88,9 @@ def test_pipeline_is_deterministic_and_round_trips(tmp_path):
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.class_labels, b.class_labels)
     c = loaded(batch_size=6, generator=torch.Generator().manual_seed(1), output_type="pt")
-    assert c.images.shape == (6, 1, 16, 16) and not torch.equal(c.images, torch.from_numpy(a.images).permute(0, 3, 1, 2))
+    assert c.images.shape == (6, 1, 16, 16) and not torch.equal(
+        c.images, torch.from_numpy(a.images).permute(0, 3, 1, 2)
+    )
 
 
 def test_pipeline_class_labels_and_errors():
@@ -109,7 +111,11 @@ def test_peft_lora_reaches_every_generator_layer():
     from peft import LoraConfig, get_peft_model
 
     model = GANModel(GANConfig(**TINY, num_classes=3))
-    targets = [name for name, module in model.generator.named_modules() if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
+    targets = [
+        name
+        for name, module in model.generator.named_modules()
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     peft_model = get_peft_model(model.generator, LoraConfig(r=2, target_modules=targets))
     wrapped = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A")]
     assert len(wrapped) == len(targets)

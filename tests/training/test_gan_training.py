@@ -20,13 +20,24 @@ def test_a_few_steps_change_the_weights_and_write_the_run_folder(gan_recipe_fact
     torch.manual_seed(0)
     metrics = train(recipe)
     out = recipe.output_dir
-    for name in ("config.json", "model.safetensors", "model_index.json", "metrics.json", "samples.png", "genxfer_recipe.yaml"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "model_index.json",
+        "metrics.json",
+        "samples.png",
+        "genxfer_recipe.yaml",
+    ):
         assert os.path.isfile(os.path.join(out, name)), name
     assert os.path.isfile(os.path.join(out, "generator_model", "model.safetensors"))
     assert os.path.isdir(os.path.join(out, "samples")) and len(os.listdir(os.path.join(out, "samples"))) >= 2
-    assert any(name.startswith("events.out.tfevents") for _, _, files in os.walk(os.path.join(out, "logs")) for name in files)
+    assert any(
+        name.startswith("events.out.tfevents") for _, _, files in os.walk(os.path.join(out, "logs")) for name in files
+    )
     history = json.load(open(os.path.join(out, "training_history.json")))
-    assert len(history) == 4 and all(torch.isfinite(torch.tensor(h["loss_d"])) and abs(h["loss_g"]) < 1e3 for h in history)
+    assert len(history) == 4 and all(
+        torch.isfinite(torch.tensor(h["loss_d"])) and abs(h["loss_g"]) < 1e3 for h in history
+    )
     assert metrics["step"] == 4 and metrics["fid"] > 0 and metrics["num_generated"] == 64
 
     # The weights moved away from a fresh model of the same seed.

@@ -3,7 +3,6 @@
 from transformers import AutoConfig, AutoModel
 
 from .configuration_gan import ADVERSARIAL_LOSSES, GANConfig
-from .pipeline_gan import GANPipeline, GANPipelineOutput
 from .modeling_gan import (
     GANDiscriminator,
     GANDiscriminatorOutput,
@@ -12,6 +11,7 @@ from .modeling_gan import (
     GANModel,
     GANPreTrainedModel,
 )
+from .pipeline_gan import GANPipeline, GANPipelineOutput
 
 AutoConfig.register(GANConfig.model_type, GANConfig, exist_ok=True)
 AutoModel.register(GANConfig, GANModel, exist_ok=True)

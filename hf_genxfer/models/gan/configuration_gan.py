@@ -87,7 +87,9 @@ class GANConfig(PretrainedConfig):
             _check_int("num_classes", num_classes, 2, 10000)
         _check_int("class_embedding_size", class_embedding_size, 1, 1024)
         if adversarial_loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, got {adversarial_loss!r}.")
+            raise ValueError(
+                f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, got {adversarial_loss!r}."
+            )
         if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope <= 1:
             raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {negative_slope!r}.")
 

@@ -134,7 +134,11 @@ class GANGenerator(GANPreTrainedModel):
         self.mapping_norm = GANPixelNorm()
         self.blocks = nn.ModuleList(
             GANGeneratorBlock(
-                widths[max(i - 1, 0)], widths[i], config.layers_per_block, upsample=i > 0, negative_slope=config.negative_slope
+                widths[max(i - 1, 0)],
+                widths[i],
+                config.layers_per_block,
+                upsample=i > 0,
+                negative_slope=config.negative_slope,
             )
             for i in range(len(widths))
         )

@@ -91,7 +91,9 @@ class GANPipeline(DiffusionPipeline):
             elif class_labels.numel() != batch_size:
                 raise ValueError(f"Pass one class label or {batch_size} (one per image), got {class_labels.numel()}.")
             if class_labels.min() < 0 or class_labels.max() >= config.num_classes:
-                raise ValueError(f"class_labels must lie in [0, {config.num_classes - 1}], got {class_labels.tolist()}.")
+                raise ValueError(
+                    f"class_labels must lie in [0, {config.num_classes - 1}], got {class_labels.tolist()}."
+                )
         # 3. generate
         labels_on_device = None if class_labels is None else class_labels.to(self.device)
         images = model(latents.to(self.device, model.dtype), class_labels=labels_on_device).images
