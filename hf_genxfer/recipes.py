@@ -102,6 +102,37 @@ class EvaluationRecipe:
 
 
 @dataclass
+class LoraRecipe:
+    """PEFT LoRA instead of full fine-tuning (the base weights stay frozen)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target: str | None = None  # gan: "generator" (default); seq2seq: "backbone" (default)
+    modules: list[str] | None = None  # globs narrowing the adapted layers
+
+
+@dataclass
+class TransferRecipe:
+    """How a run that starts from a source model (`init_from`) adapts it; every field is optional."""
+
+    strategy: str | None = None  # a name for reports and the card; derived from the fields when omitted
+    include: list[str] | None = None  # globs of source parameters to transfer (default: all that match)
+    exclude: list[str] | None = None  # globs of parameters to leave initialised
+    freeze: list[str] | None = None  # globs of parameters to freeze
+    freeze_discriminator_blocks: int = 0  # GAN: FreezeD, the discriminator's lowest k blocks
+    freeze_encoder: bool = False  # Seq2Seq
+    freeze_embeddings: bool = False  # Seq2Seq
+    freeze_decoder_layers: int = 0  # Seq2Seq: the lowest k decoder layers
+    layerwise_lr_decay: float | None = None  # learning rate x decay**depth, counted from the output
+    lora: LoraRecipe | None = None
+    regularizer: Literal["none", "l2sp", "ewc"] = "none"  # keeps the weights near the source ones
+    regularizer_weight: float = 0.01
+    fisher_batches: int = 8  # EWC: batches of source data for the Fisher information
+    diffaugment: str | None = None  # GAN: a DiffAugment policy, e.g. "color,translation,cutout"
+
+
+@dataclass
 class Recipe:
     family: Literal["gan", "seq2seq"]
     output_dir: str
@@ -111,6 +142,7 @@ class Recipe:
     data: Any = None  # ImageDataRecipe (gan) or TextDataRecipe (seq2seq), typed by `validate_recipe`
     training: TrainingRecipe = field(default_factory=TrainingRecipe)
     evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
+    transfer: TransferRecipe = field(default_factory=TransferRecipe)
 
 
 SECTION_TYPES = {"gan": ImageDataRecipe, "seq2seq": TextDataRecipe}
@@ -235,7 +267,28 @@ def validate_recipe(raw: dict) -> Recipe:
         raise RecipeError(f"training.learning_rate must be positive, got {training.learning_rate}.")
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
+    _check_transfer(recipe)
     return recipe
+
+
+def _check_transfer(recipe: Recipe) -> None:
+    transfer = recipe.transfer
+    if recipe.init_from == "scratch" and transfer != TransferRecipe():
+        changed = [f.name for f in dataclasses.fields(transfer) if getattr(transfer, f.name) != f.default]
+        raise RecipeError(
+            f"transfer.{changed[0]} needs a source model: set init_from to a model folder or Hub id, or drop it."
+        )
+    gan_only = ("freeze_discriminator_blocks", "diffaugment")
+    seq2seq_only = ("freeze_encoder", "freeze_embeddings", "freeze_decoder_layers")
+    for name in gan_only if recipe.family == "seq2seq" else seq2seq_only:
+        if getattr(transfer, name) not in (0, False, None):
+            raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")
+    if transfer.regularizer_weight < 0:
+        raise RecipeError(f"transfer.regularizer_weight must be at least 0, got {transfer.regularizer_weight}.")
+    if transfer.layerwise_lr_decay is not None and not 0 < transfer.layerwise_lr_decay <= 1:
+        raise RecipeError(f"transfer.layerwise_lr_decay must be in (0, 1], got {transfer.layerwise_lr_decay}.")
+    if transfer.lora is not None and transfer.layerwise_lr_decay is not None:
+        raise RecipeError("transfer.lora and transfer.layerwise_lr_decay do not combine: choose one.")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Trains, once and deterministically, the classifier whose features FID and KID use, and writes its weights.
 
     python scripts/train_feature_classifier.py --dataset digits
+    python scripts/train_feature_classifier.py --dataset glyphs
 
-writes `hf_genxfer/evaluation/weights/digits_classifier.safetensors` and, next to it, `digits_classifier.json` with
-the held-out accuracy, the seed and the split, so that tests can rebuild the held-out set. Another dataset is one
-more entry in `DATASETS`.
+writes `hf_genxfer/evaluation/weights/<dataset>_classifier.safetensors` and, next to it, `<dataset>_classifier.json`
+with the held-out accuracy, the seed and how the held-out set was made, so that tests can rebuild it. Digits hold out
+a stratified split; glyphs train on every font with several jittered renders per glyph and hold out renders with
+fresh jitter seeds. Another dataset is one more entry in `DATASETS`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,11 +27,17 @@ from safetensors.torch import save_file
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from hf_genxfer.evaluation.feature_nets import WEIGHTS_DIR, DigitsClassifier
+from hf_genxfer.evaluation.feature_nets import WEIGHTS_DIR, DigitsClassifier, GlyphsClassifier
+
+# Glyphs: every font, this many jittered renders per glyph for training (jitter seed = --seed) and for the held-out
+# set (jitter seed = --seed + GLYPHS_HELD_OUT_SEED_OFFSET, never trained on).
+GLYPHS_TRAIN_SAMPLES = 12
+GLYPHS_HELD_OUT_SAMPLES = 4
+GLYPHS_HELD_OUT_SEED_OFFSET = 1000
 
 
-def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits as (1797, 1, 8, 8) float32 images in [-1, 1] and int64 labels."""
+def load_digits_images(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (1797, 1, 8, 8) float32 images in [-1, 1] and int64 labels (the seed is unused)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -36,19 +45,84 @@ def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target.astype(np.int64)
 
 
+def glyphs_arrays(samples_per_glyph: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`glyphs_dataset` of every font as (N, 1, 32, 32) float32 images in [-1, 1] and int64 labels."""
+    from hf_genxfer.data.glyphs import glyphs_dataset
+
+    dataset = glyphs_dataset(samples_per_glyph=samples_per_glyph, seed=seed)
+    pixels = np.stack([np.asarray(image, dtype=np.float32) for image in dataset["image"]])
+    return (pixels / 127.5 - 1.0)[:, None], np.asarray(dataset["label"], dtype=np.int64)  # -> (N, 1, 32, 32)
+
+
+def load_glyphs_images(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return glyphs_arrays(GLYPHS_TRAIN_SAMPLES, seed)
+
+
+def load_glyphs_held_out(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return glyphs_arrays(GLYPHS_HELD_OUT_SAMPLES, seed + GLYPHS_HELD_OUT_SEED_OFFSET)
+
+
+def glyphs_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Case-insensitive accuracy and the most common confusions: l/I/1, O/o/0, s/S and the like look alike."""
+    from hf_genxfer.data.glyphs import GLYPH_CHARACTERS
+
+    characters = np.array(list(GLYPH_CHARACTERS))
+    predicted, intended = characters[predictions], characters[labels]
+    case_insensitive = np.char.lower(predicted) == np.char.lower(intended)
+    pairs, counts = np.unique(
+        np.stack([intended, predicted], axis=1)[predicted != intended], axis=0, return_counts=True
+    )
+    order = np.argsort(-counts, kind="stable")[:15]
+    return {
+        "held_out_case_insensitive_accuracy": round(float(case_insensitive.mean()), 6),
+        "common_confusions": [f"{pairs[i][0]}->{pairs[i][1]}: {counts[i]}" for i in order],
+    }
+
+
 @dataclass
 class FeatureDataset:
     """How to train one feature classifier: its images and labels, and a model with `penultimate(images)` and
-    `feature_mean` / `feature_std` buffers (see `DigitsClassifier`)."""
+    `feature_mean` / `feature_std` buffers (see `GreyImageClassifier`).
 
-    load: Callable[[], tuple[np.ndarray, np.ndarray]]
+    `load(seed)` gives the images and labels; the held-out set is `load_held_out(seed)` or, without it, a stratified
+    split of `load`'s. `defaults` override the command line's defaults; `details` go to the JSON report as they are,
+    and `report(predictions, labels)` adds entries about the held-out predictions.
+    """
+
+    load: Callable[[int], tuple[np.ndarray, np.ndarray]]
     model: Callable[[], nn.Module]
     weights_name: str
+    load_held_out: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None
+    held_out_description: str = ""
+    defaults: dict = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    report: Callable[[np.ndarray, np.ndarray], dict] | None = None
 
 
 DATASETS = {
-    "digits": FeatureDataset(load=load_digits_images, model=DigitsClassifier, weights_name="digits_classifier")
+    "digits": FeatureDataset(load=load_digits_images, model=DigitsClassifier, weights_name="digits_classifier"),
+    "glyphs": FeatureDataset(
+        load=load_glyphs_images,
+        model=GlyphsClassifier,
+        weights_name="glyphs_classifier",
+        load_held_out=load_glyphs_held_out,
+        held_out_description=(
+            "hf_genxfer.data.glyphs.glyphs_dataset(samples_per_glyph=held_out_samples_per_glyph, "
+            "seed=seed + held_out_seed_offset) of every font; trained on "
+            "glyphs_dataset(samples_per_glyph=train_samples_per_glyph, seed=seed)"
+        ),
+        defaults={"epochs": 8, "batch_size": 128, "learning_rate": 3e-3, "max_shift": 0},
+        details={
+            "train_samples_per_glyph": GLYPHS_TRAIN_SAMPLES,
+            "held_out_samples_per_glyph": GLYPHS_HELD_OUT_SAMPLES,
+            "held_out_seed_offset": GLYPHS_HELD_OUT_SEED_OFFSET,
+        },
+        report=glyphs_report,
+    ),
 }
+
+# Images per forward pass outside training, to bound memory.
+EVAL_BATCH_SIZE = 1024
 
 
 def held_out_split(labels: np.ndarray, seed: int, test_size: float) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +141,15 @@ def random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generat
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     model.eval()
-    return (model(images).argmax(dim=-1) == labels).float().mean().item()
+    return torch.cat(
+        [model(images[i : i + EVAL_BATCH_SIZE]).argmax(dim=-1) for i in range(0, len(images), EVAL_BATCH_SIZE)]
+    )
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predict(model, images) == labels).float().mean().item()
 
 
 def main(argv: list[str] | None = None):
@@ -85,8 +165,10 @@ def main(argv: list[str] | None = None):
         "--max_shift", type=int, default=1, help="Augmentation: random shifts of up to this many pixels."
     )
     parser.add_argument("--output_dir", type=Path, default=WEIGHTS_DIR)
+    known, _ = parser.parse_known_args(argv)
+    recipe = DATASETS[known.dataset]
+    parser.set_defaults(**recipe.defaults)
     args = parser.parse_args(argv)
-    recipe = DATASETS[args.dataset]
 
     # One thread and deterministic kernels: the same command writes the same weights.
     torch.manual_seed(args.seed)
@@ -94,11 +176,17 @@ def main(argv: list[str] | None = None):
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(args.seed)
 
+    started = time.perf_counter()
+
     # 1. data and the fixed split
-    images, labels = recipe.load()
-    train_indices, test_indices = held_out_split(labels, args.seed, args.test_size)
-    train_images, train_labels = torch.from_numpy(images[train_indices]), torch.from_numpy(labels[train_indices])
-    test_images, test_labels = torch.from_numpy(images[test_indices]), torch.from_numpy(labels[test_indices])
+    images, labels = recipe.load(args.seed)
+    if recipe.load_held_out is None:
+        train_indices, test_indices = held_out_split(labels, args.seed, args.test_size)
+        train_images, train_labels = torch.from_numpy(images[train_indices]), torch.from_numpy(labels[train_indices])
+        test_images, test_labels = torch.from_numpy(images[test_indices]), torch.from_numpy(labels[test_indices])
+    else:
+        train_images, train_labels = torch.from_numpy(images), torch.from_numpy(labels)
+        test_images, test_labels = (torch.from_numpy(array) for array in recipe.load_held_out(args.seed))
 
     # 2. train
     model = recipe.model()
@@ -118,18 +206,27 @@ def main(argv: list[str] | None = None):
             optimizer.step()
             scheduler.step()
             total_loss += loss.item() * len(batch)
-        if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
-            print(f"epoch {epoch + 1:3d}  loss {total_loss / len(order):.4f}")
+        if args.epochs <= 20 or (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
+            print(f"epoch {epoch + 1:3d}  loss {total_loss / len(order):.4f}  ({time.perf_counter() - started:.0f} s)")
 
     # 3. standardize the features with training-set statistics, evaluate once on the held-out split, save
     model.eval()
     with torch.no_grad():
-        penultimate = model.penultimate(train_images)
+        penultimate = torch.cat(
+            [
+                model.penultimate(train_images[i : i + EVAL_BATCH_SIZE])
+                for i in range(0, len(train_images), EVAL_BATCH_SIZE)
+            ]
+        )
     model.feature_mean.copy_(penultimate.mean(dim=0))
     model.feature_std.copy_(penultimate.std(dim=0))
     train_accuracy = accuracy(model, train_images, train_labels)
-    test_accuracy = accuracy(model, test_images, test_labels)
-    print(f"train accuracy {train_accuracy:.4f}  held-out accuracy {test_accuracy:.4f} ({len(test_indices)} images)")
+    test_predictions = predict(model, test_images)
+    test_accuracy = (test_predictions == test_labels).float().mean().item()
+    print(f"train accuracy {train_accuracy:.4f}  held-out accuracy {test_accuracy:.4f} ({len(test_images)} images)")
+    extra = recipe.report(test_predictions.numpy(), test_labels.numpy()) if recipe.report is not None else {}
+    for key, value in extra.items():
+        print(f"{key}: {value}")
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     weights_path = args.output_dir / f"{recipe.weights_name}.safetensors"
@@ -138,11 +235,20 @@ def main(argv: list[str] | None = None):
         "dataset": args.dataset,
         "held_out_accuracy": round(test_accuracy, 6),
         "train_accuracy": round(train_accuracy, 6),
+        **extra,
         "seed": args.seed,
-        "split": "sklearn.model_selection.train_test_split(arange(N), test_size, random_state=seed, stratify=labels)",
-        "test_size": args.test_size,
-        "num_train": len(train_indices),
-        "num_held_out": len(test_indices),
+    }
+    if recipe.load_held_out is None:
+        report["split"] = (
+            "sklearn.model_selection.train_test_split(arange(N), test_size, random_state=seed, stratify=labels)"
+        )
+        report["test_size"] = args.test_size
+    else:
+        report["held_out"] = recipe.held_out_description
+    report |= recipe.details
+    report |= {
+        "num_train": len(train_images),
+        "num_held_out": len(test_images),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
@@ -151,6 +257,7 @@ def main(argv: list[str] | None = None):
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "torch_version": torch.__version__,
         "date": datetime.now(timezone.utc).date().isoformat(),
+        "training_seconds": round(time.perf_counter() - started, 1),
         "weights_sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
     }
     (args.output_dir / f"{recipe.weights_name}.json").write_text(json.dumps(report, indent=2) + "\n")

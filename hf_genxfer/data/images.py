@@ -14,7 +14,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
 from PIL import Image as PILImage
 
-BUILTIN_IMAGE_DATASETS = ("digits",)
+BUILTIN_IMAGE_DATASETS = ("digits", "glyphs")
 
 
 def digits_dataset() -> Dataset:
@@ -39,6 +39,10 @@ def load_image_dataset(
     """
     if name_or_path == "digits":
         return digits_dataset()
+    if name_or_path == "glyphs":
+        from .glyphs import glyphs_dataset
+
+        return glyphs_dataset()
     if os.path.isdir(name_or_path):
         dataset = load_dataset("imagefolder", data_dir=name_or_path, split=split)
     elif os.path.exists(name_or_path):

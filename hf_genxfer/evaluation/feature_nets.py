@@ -1,7 +1,7 @@
 """Small classifiers whose penultimate layer is the feature space of FID and KID, and a registry to load them by name.
 
-Inception features mean little on 8x8 digits, so the image metrics embed images with a classifier trained on the
-same kind of data. Its weights ship with the package (`weights/`) and are made by `scripts/train_feature_classifier.py`.
+Inception features mean little on 8x8 digits or 32x32 glyphs, so the image metrics embed images with a classifier
+trained on the same kind of data ("digits", "glyphs"); its logits also score class accuracy (`evaluation.accuracy`). Its weights ship with the package (`weights/`) and are made by `scripts/train_feature_classifier.py`.
 """
 
 from __future__ import annotations
@@ -40,13 +40,53 @@ def to_grey_square(images: torch.Tensor, image_size: int) -> torch.Tensor:
     return images
 
 
-class DigitsClassifier(nn.Module):
+class GreyImageClassifier(nn.Module):
+    """
+    The shared shape of the shipped classifiers: `convolutions` -> `projection` (the penultimate layer that FID and
+    KID compare, standardized by `features`) -> ReLU, dropout -> `classifier` (the class logits of `forward`).
+
+    Inputs are (N, C, H, W) tensors in [-1, 1]; RGB images are converted to grey and other sizes are resized to
+    `image_size`, so the output of any image generator can be scored.
+    """
+
+    image_size: int
+    num_classes: int
+    feature_dim: int
+
+    def __init__(self, convolutions: nn.Module, flat_dim: int):
+        super().__init__()
+        self.convolutions = convolutions
+        self.projection = nn.Linear(flat_dim, self.feature_dim)
+        self.dropout = nn.Dropout(0.2)
+        self.classifier = nn.Linear(self.feature_dim, self.num_classes)
+        # Statistics of the penultimate layer on the training images, set by the training script: `features`
+        # standardizes with them, so the cubic kernel of KID sees values of order 1 whatever the layer's own scale.
+        self.register_buffer("feature_mean", torch.zeros(self.feature_dim))
+        self.register_buffer("feature_std", torch.ones(self.feature_dim))
+
+    def penultimate(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images in [-1, 1] -> (N, feature_dim) penultimate layer, before its ReLU."""
+        images = to_grey_square(images.to(self.projection.weight.dtype), self.image_size)
+        hidden = self.convolutions(images).flatten(1)  # (N, C', H', W') -> (N, C' * H' * W')
+        return self.projection(hidden)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """
+        (N, C, H, W) images in [-1, 1] -> (N, feature_dim) standardized penultimate layer. It is taken before the
+        ReLU: after it, more than half of the units are zero on every image and the covariance that FID needs is
+        singular.
+        """
+        return (self.penultimate(images) - self.feature_mean) / self.feature_std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images in [-1, 1] -> (N, num_classes) class logits."""
+        return self.classifier(self.dropout(F.relu(self.penultimate(images))))
+
+
+class DigitsClassifier(GreyImageClassifier):
     """
     A small CNN for scikit-learn's 8x8 digits (10 classes). `features` returns the 64-d penultimate layer that FID and
     KID compare; `forward` returns the class logits.
-
-    Inputs are (N, C, H, W) tensors in [-1, 1]; RGB images are converted to grey and other sizes are resized to 8x8,
-    so the output of any image generator can be scored.
     """
 
     image_size = 8
@@ -54,8 +94,7 @@ class DigitsClassifier(nn.Module):
     feature_dim = 64
 
     def __init__(self):
-        super().__init__()
-        self.convolutions = nn.Sequential(
+        convolutions = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=3, padding=1),  # (N, 1, 8, 8) -> (N, 32, 8, 8)
             nn.ReLU(),
             nn.Conv2d(32, 32, kernel_size=3, padding=1),
@@ -65,46 +104,62 @@ class DigitsClassifier(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(2),  # -> (N, 64, 2, 2)
         )
-        self.projection = nn.Linear(64 * 2 * 2, self.feature_dim)
-        self.dropout = nn.Dropout(0.2)
-        self.classifier = nn.Linear(self.feature_dim, self.num_classes)
-        # Statistics of the penultimate layer on the training images, set by the training script: `features`
-        # standardizes with them, so the cubic kernel of KID sees values of order 1 whatever the layer's own scale.
-        self.register_buffer("feature_mean", torch.zeros(self.feature_dim))
-        self.register_buffer("feature_std", torch.ones(self.feature_dim))
-
-    def penultimate(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) images in [-1, 1] -> (N, 64) penultimate layer, before its ReLU."""
-        images = to_grey_square(images.to(self.projection.weight.dtype), self.image_size)
-        hidden = self.convolutions(images).flatten(1)  # (N, 64, 2, 2) -> (N, 256)
-        return self.projection(hidden)
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """
-        (N, C, H, W) images in [-1, 1] -> (N, 64) standardized penultimate layer. It is taken before the ReLU: after
-        it, more than half of the units are zero on every digit and the covariance that FID needs is singular.
-        """
-        return (self.penultimate(images) - self.feature_mean) / self.feature_std
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) images in [-1, 1] -> (N, 10) class logits."""
-        return self.classifier(self.dropout(F.relu(self.penultimate(images))))
+        super().__init__(convolutions, flat_dim=64 * 2 * 2)
 
 
-def load_digits_classifier() -> DigitsClassifier:
-    """The digits classifier with the weights shipped in `weights/digits_classifier.safetensors`."""
-    path = WEIGHTS_DIR / "digits_classifier.safetensors"
+class GlyphsClassifier(GreyImageClassifier):
+    """
+    A small CNN for the 32x32 glyphs corpus (`hf_genxfer.data.glyphs`): 62 classes, the characters A-Z, a-z, 0-9 in
+    that order. `features` returns the 128-d penultimate layer; `forward` the class logits.
+    """
+
+    image_size = 32
+    num_classes = 62
+    feature_dim = 128
+
+    def __init__(self):
+        convolutions = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1),  # (N, 1, 32, 32) -> (N, 16, 32, 32)
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # -> (N, 16, 16, 16)
+            nn.Conv2d(16, 32, kernel_size=3, padding=1),  # -> (N, 32, 16, 16)
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # -> (N, 32, 8, 8)
+            nn.Conv2d(32, 64, kernel_size=3, padding=1),  # -> (N, 64, 8, 8)
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # -> (N, 64, 4, 4)
+        )
+        super().__init__(convolutions, flat_dim=64 * 4 * 4)
+
+
+def _load_shipped_classifier(model: GreyImageClassifier, weights_name: str, dataset: str) -> GreyImageClassifier:
+    path = WEIGHTS_DIR / f"{weights_name}.safetensors"
     if not path.is_file():
         raise FileNotFoundError(
-            f"The digits classifier weights are missing at {path}; "
-            "make them with `python scripts/train_feature_classifier.py --dataset digits`."
+            f"The {dataset} classifier weights are missing at {path}; "
+            f"make them with `python scripts/train_feature_classifier.py --dataset {dataset}`."
         )
-    model = DigitsClassifier()
     model.load_state_dict(load_file(path))
     return model
 
 
-_FEATURE_NETWORKS: dict[str, Callable[[], nn.Module]] = {"digits": load_digits_classifier}
+def load_digits_classifier() -> DigitsClassifier:
+    """The digits classifier with the weights shipped in `weights/digits_classifier.safetensors`."""
+    return _load_shipped_classifier(DigitsClassifier(), "digits_classifier", "digits")
+
+
+def load_glyphs_classifier() -> GlyphsClassifier:
+    """The glyphs classifier with the weights shipped in `weights/glyphs_classifier.safetensors`."""
+    return _load_shipped_classifier(GlyphsClassifier(), "glyphs_classifier", "glyphs")
+
+
+_FEATURE_NETWORKS: dict[str, Callable[[], nn.Module]] = {
+    "digits": load_digits_classifier,
+    "glyphs": load_glyphs_classifier,
+}
 
 
 def register_feature_network(name: str, factory: Callable[[], nn.Module]) -> None:

@@ -13,9 +13,18 @@ from transformers import get_scheduler
 from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
 from ..models.gan import GANConfig, GANGenerator, GANModel, GANPipeline
 from ..recipes import ImageDataRecipe, Recipe
+from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
 from ..utils import image_grid
 from .batches import IndexStream
 from .loop import Run, RunState
+from .strategy import (
+    ADAPTER_FOLDER,
+    apply_adapters,
+    apply_freezing,
+    build_regularizer,
+    parameter_groups,
+    write_transfer_report,
+)
 
 GAN_ADAM_BETAS = (0.0, 0.99)
 
@@ -71,18 +80,20 @@ def load_image_splits(data: ImageDataRecipe, config: GANConfig) -> dict[str, tup
     return tensors
 
 
-def build_gan(recipe: Recipe) -> GANModel:
-    """`init_from: scratch` builds from `recipe.model`; a folder or Hub id loads that model."""
+def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
+    """
+    The model a recipe starts from. `init_from: scratch` builds `recipe.model`; a folder or Hub id is the source:
+    a target with the source's config updated by `recipe.model` (e.g. another `num_classes`) is built and the source
+    weights are transferred into it (`transfer.include` / `transfer.exclude` select which), with a report.
+    """
     if recipe.init_from == "scratch":
-        return GANModel(GANConfig(**recipe.model))
-    model = GANModel.from_pretrained(recipe.init_from)
-    changed = {k: v for k, v in recipe.model.items() if getattr(model.config, k, None) != v}
-    if changed:
-        raise ValueError(
-            f"model fields {sorted(changed)} differ from the model in {recipe.init_from}: drop them from the recipe "
-            "to continue training that model as it is."
-        )
-    return model
+        return GANModel(GANConfig(**recipe.model)), None
+    source = GANModel.from_pretrained(recipe.init_from, use_safetensors=True)
+    config = GANConfig.from_dict({**source.config.to_dict(), **recipe.model})
+    config.base_model = recipe.init_from
+    target = GANModel(config)
+    report = transfer_parameters(source, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude)
+    return target, report
 
 
 @torch.no_grad()
@@ -152,7 +163,7 @@ class GANRun(Run):
     def __init__(self, recipe: Recipe, accelerator: Accelerator):
         super().__init__(recipe, accelerator)
         training = recipe.training
-        self.model = build_gan(recipe)
+        self.model, report = build_gan(recipe)
         self.config = self.model.config
         with accelerator.main_process_first():
             splits = load_image_splits(recipe.data, self.config)
@@ -169,12 +180,31 @@ class GANRun(Run):
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
 
+        # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
+        transfer = recipe.transfer
+        frozen = apply_freezing(self.model, transfer)
+        self.peft_model = apply_adapters(self.model, transfer, default_target="generator")
+        self.regularizer = None
+        if recipe.init_from != "scratch":
+            self.regularizer = build_regularizer(
+                self.model.generator, transfer, self._fisher_loss, self._fisher_batches(transfer.fisher_batches)
+            )
+            if accelerator.is_main_process:
+                self.transfer_summary = write_transfer_report(
+                    recipe.output_dir, recipe, report, self.model, frozen, print_fn=accelerator.print
+                )
+        self.augment = DiffAugment(transfer.diffaugment) if transfer.diffaugment else None
+
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
         generator_optimizer = torch.optim.Adam(
-            self.model.generator.parameters(), lr=training.learning_rate, betas=betas
+            parameter_groups(self.model.generator, training.learning_rate, transfer),
+            lr=training.learning_rate,
+            betas=betas,
         )
-        discriminator_optimizer = torch.optim.Adam(self.model.discriminator.parameters(), lr=d_lr, betas=betas)
+        discriminator_optimizer = torch.optim.Adam(
+            parameter_groups(self.model.discriminator, d_lr, transfer), lr=d_lr, betas=betas
+        )
         schedulers = [
             get_scheduler(
                 training.lr_scheduler,
@@ -196,6 +226,8 @@ class GANRun(Run):
             self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers
         )
         self.generator_module = accelerator.unwrap_model(self.generator)
+        if self.regularizer is not None:
+            self.regularizer.to(accelerator.device)
         self.discriminator_module = accelerator.unwrap_model(self.discriminator)
         self.ema = None
         if training.ema_decay is not None:
@@ -205,6 +237,26 @@ class GANRun(Run):
         self.sample_labels = None
         if self.config.num_classes is not None:
             self.sample_labels = self.classes[torch.arange(64) % len(self.classes)]
+
+    def _fisher_batches(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Seeded latents (and labels) on which EWC measures how much each generator weight matters to the source."""
+        noise = torch.Generator().manual_seed(self.recipe.seed + 17)
+        batch = self.recipe.training.batch_size
+        batches = []
+        for _ in range(count):
+            latents = torch.randn(batch, self.config.latent_size, generator=noise)
+            labels = None
+            if self.config.num_classes is not None:
+                labels = self.classes[torch.randint(0, len(self.classes), (batch,), generator=noise)]
+            batches.append((latents, labels))
+        return batches
+
+    def _fisher_loss(self, generator: torch.nn.Module, batch) -> torch.Tensor:
+        """The generator's adversarial loss against the source discriminator (EWC for GANs, Li et al. 2020)."""
+        latents, labels = batch
+        fake = generator(latents, class_labels=labels).images
+        logits = self.model.discriminator(fake, class_labels=labels).logits
+        return generator_loss(logits, self.config.adversarial_loss)
 
     def checkpointed_objects(self) -> list:
         return [self.noise] + ([self.ema] if self.ema is not None else [])
@@ -235,6 +287,8 @@ class GANRun(Run):
         apply_r1 = training.r1_gamma > 0 and batch_number % training.r1_every == 0
         real = real.detach().requires_grad_(apply_r1)
         images = torch.cat([real, fake])
+        if self.augment is not None:  # DiffAugment: the same policy on real and fake, differentiable
+            images = self.augment(images)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         with self.accelerator.autocast():
             logits = self.discriminator(images, class_labels=labels).logits.float()
@@ -262,8 +316,15 @@ class GANRun(Run):
         self.discriminator_module.requires_grad_(False)
         with self.accelerator.autocast():
             fake = self.generator(latents, class_labels=fake_labels).images
+            if self.augment is not None:
+                fake = self.augment(fake)
             fake_logits = self.discriminator_module(fake, class_labels=fake_labels).logits.float()
         g_loss = generator_loss(fake_logits, kind)
+        losses["loss_g"] = g_loss.detach()
+        if self.regularizer is not None:  # L2-SP / EWC: keep the generator near the source weights
+            penalty = self.regularizer.penalty()
+            g_loss = g_loss + penalty
+            losses["regularizer"] = penalty.detach()
         self.accelerator.backward(g_loss)
         self.discriminator_module.requires_grad_(True)
         if self.accelerator.sync_gradients and training.max_grad_norm:
@@ -271,7 +332,6 @@ class GANRun(Run):
         self.generator_optimizer.step()
         self.generator_scheduler.step()
         self.generator_optimizer.zero_grad(set_to_none=True)
-        losses["loss_g"] = g_loss.detach()
         return losses
 
     def after_optimizer_step(self, step: int) -> None:
@@ -343,8 +403,14 @@ class GANRun(Run):
 
     def save(self, output_dir: str) -> None:
         def write():
-            self.model.save_pretrained(output_dir)
-            GANPipeline(generator_model=self.model.generator).save_pretrained(output_dir)
+            model = self.model
+            if self.peft_model is not None:
+                # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter")) plus the merged model, so
+                # that the Auto classes and the pipeline load the run folder like any other.
+                self.peft_model.save_pretrained(os.path.join(output_dir, ADAPTER_FOLDER))
+                model = merged_copy(self.peft_model)
+            model.save_pretrained(output_dir)
+            GANPipeline(generator_model=model.generator).save_pretrained(output_dir)
             image_grid(self._draw_samples(), nrow=8).save(os.path.join(output_dir, "samples.png"))
 
         self._with_ema(write)

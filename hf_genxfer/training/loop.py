@@ -217,15 +217,19 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
 
 
 def describe_model(recipe: Recipe) -> str:
-    """One line on the model a recipe builds: parameters in all and trainable."""
+    """One line on the model a recipe trains: parameters in all and trainable (after freezing and adapters)."""
+    from .strategy import apply_adapters, apply_freezing
+
     if recipe.family == "gan":
         from .gan import build_gan
 
-        model = build_gan(recipe)
+        model, target = build_gan(recipe)[0], "generator"
     else:
         from .seq2seq import build_seq2seq
 
-        model = build_seq2seq(recipe)[0]
+        model, target = build_seq2seq(recipe)[0], "backbone"
+    apply_freezing(model, recipe.transfer)
+    apply_adapters(model, recipe.transfer, default_target=target)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable ({trainable / total:.1%})"

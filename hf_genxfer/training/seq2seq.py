@@ -3,6 +3,7 @@ generation (exact match, chrF, BLEU), early stopping, and saving with the tokeni
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -16,8 +17,17 @@ from ..data.tokenization import train_tokenizer
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
 from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE
 from ..recipes import Recipe, TextDataRecipe
+from ..transfer import merged_copy, transfer_parameters
 from .batches import IndexStream
 from .loop import Run, RunState
+from .strategy import (
+    ADAPTER_FOLDER,
+    apply_adapters,
+    apply_freezing,
+    build_regularizer,
+    parameter_groups,
+    write_transfer_report,
+)
 
 SEQ2SEQ_ADAM_BETAS = (0.9, 0.999)
 NUM_SENTINELS = 32  # span-corruption sentinels added to a tokenizer trained from scratch
@@ -66,7 +76,7 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
     The model and tokenizer a recipe starts from: `init_from: scratch` trains a character tokenizer on the corpus and
     builds `recipe.model` (a small BART by default); a Seq2Seq folder or Hub id loads it; a plain transformers
     encoder-decoder (T5, BART, Marian...) is wrapped with `Seq2SeqModel.from_backbone`, keeping its weights.
-    Returns (model, tokenizer).
+    Returns (model, tokenizer, transfer report or None).
     """
     if recipe.init_from == "scratch":
         splits = splits if splits is not None else load_text_splits(recipe.data)
@@ -85,13 +95,41 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
                 "decoder_start_token_id": tokenizer.bos_token_id,
             }
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
-        return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer
+        return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
     tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
-    if AutoConfig.from_pretrained(recipe.init_from).model_type == Seq2SeqConfig.model_type:
-        model = Seq2SeqModel.from_pretrained(recipe.init_from)
-    else:
-        model = Seq2SeqModel.from_backbone(recipe.init_from, **recipe.model)
-    return model, tokenizer
+    source = load_seq2seq_source(recipe.init_from)
+    model, report = transfer_into_target(source, recipe)
+    model.config.base_model = recipe.init_from
+    return model, tokenizer, report
+
+
+def load_seq2seq_source(name_or_path: str) -> Seq2SeqModel:
+    """A Seq2Seq folder or Hub id of ours, or any transformers encoder-decoder (wrapped, keeping its weights)."""
+    if AutoConfig.from_pretrained(name_or_path).model_type == Seq2SeqConfig.model_type:
+        return Seq2SeqModel.from_pretrained(name_or_path, use_safetensors=True)
+    return Seq2SeqModel.from_backbone(name_or_path, use_safetensors=True)
+
+
+def transfer_into_target(source: Seq2SeqModel, recipe: Recipe):
+    """
+    A target built from the source's config updated by `recipe.model` (backbone overrides such as more decoder
+    layers; task names), with the source weights transferred into it. Returns (target, report).
+    """
+    fields = dict(recipe.model)
+    backbone_overrides = dict(fields.pop("backbone", None) or {})
+    backbone_config = type(source.config.backbone).from_dict(
+        {**source.config.backbone.to_dict(), **backbone_overrides}
+    )
+    config = Seq2SeqConfig(
+        backbone=backbone_config,
+        task_names=fields.pop("task_names", source.config.task_names),
+        sharing=fields.pop("sharing", source.config.sharing),
+        **fields,
+    )
+    target = Seq2SeqModel(config)
+    report = transfer_parameters(source, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude)
+    target.generation_config = copy.deepcopy(source.generation_config)
+    return target, report
 
 
 def tokenize_for_objective(splits: DatasetDict, tokenizer, data: TextDataRecipe) -> DatasetDict:
@@ -159,7 +197,7 @@ class Seq2SeqRun(Run):
         training, data = recipe.training, recipe.data
         with accelerator.main_process_first():
             self.splits = load_text_splits(data)
-            self.model, self.tokenizer = build_seq2seq(recipe, self.splits)
+            self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
             self.train_dataset = tokenize_for_objective(DatasetDict(train=self.splits["train"]), self.tokenizer, data)[
                 "train"
             ]
@@ -171,10 +209,31 @@ class Seq2SeqRun(Run):
             accelerator.process_index,
             accelerator.num_processes,
         )
+
+        # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
+        transfer = recipe.transfer
+        frozen = apply_freezing(self.model, transfer)
+        self.peft_model = apply_adapters(self.model, transfer, default_target="backbone")
+        trained = self.peft_model if self.peft_model is not None else self.model
+        self.regularizer = None
+        if recipe.init_from != "scratch":
+            self.regularizer = build_regularizer(
+                self.model,
+                transfer,
+                lambda model, batch: model(**batch).loss,
+                self._fisher_batches(transfer.fisher_batches),
+            )
+            if accelerator.is_main_process:
+                write_transfer_report(
+                    recipe.output_dir, recipe, report, self.model, frozen, print_fn=accelerator.print
+                )
+
         betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            trainable, lr=training.learning_rate, betas=betas, weight_decay=training.weight_decay
+            parameter_groups(self.model, training.learning_rate, transfer, training.weight_decay),
+            lr=training.learning_rate,
+            betas=betas,
+            weight_decay=training.weight_decay,
         )
         scheduler = get_scheduler(
             training.lr_scheduler,
@@ -182,25 +241,50 @@ class Seq2SeqRun(Run):
             num_warmup_steps=training.warmup_steps,
             num_training_steps=training.max_steps,
         )
-        self.prepared_model, self.optimizer, self.scheduler = accelerator.prepare(self.model, optimizer, scheduler)
+        self.prepared_model, self.optimizer, self.scheduler = accelerator.prepare(trained, optimizer, scheduler)
         self.model_module = accelerator.unwrap_model(self.prepared_model)
+        if self.regularizer is not None:
+            self.regularizer.to(accelerator.device)
+
+    def _fisher_batches(self, count: int) -> list[dict]:
+        """Batches of the source model's own training pairs (from its saved recipe), else of the target pairs."""
+        if self.recipe.transfer.regularizer != "ewc":
+            return []
+        dataset = self.train_dataset
+        source_recipe = os.path.join(self.recipe.init_from, "genxfer_recipe.yaml")
+        if os.path.isfile(source_recipe):
+            from ..recipes import load_recipe
+
+            source_data = load_recipe(source_recipe).data
+            source_splits = DatasetDict(train=load_text_splits(source_data)["train"])
+            dataset = tokenize_for_objective(source_splits, self.tokenizer, source_data)["train"]
+        stream = IndexStream(len(dataset), self.recipe.training.batch_size, self.recipe.seed + 17)
+        return [self._collate(dataset, stream.indices(i)) for i in range(count)]
+
+    def _collate(self, dataset: Dataset, indices: list[int]) -> dict[str, torch.Tensor]:
+        rows = dataset[indices]
+        examples = [dict(zip(rows, values)) for values in zip(*rows.values())]
+        return {k: v.to(self.accelerator.device) for k, v in self.collator(examples).items()}
 
     def trained_modules(self) -> list[torch.nn.Module]:
         return [self.prepared_model]
 
     def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
-        rows = self.train_dataset[self.stream.indices(batch_number)]
-        examples = [dict(zip(rows, values)) for values in zip(*rows.values())]
-        batch = {k: v.to(self.accelerator.device) for k, v in self.collator(examples).items()}
+        batch = self._collate(self.train_dataset, self.stream.indices(batch_number))
         with self.accelerator.autocast():
             loss = self.prepared_model(**batch).loss
+        losses = {"loss": loss.detach(), "lr": torch.tensor(self.scheduler.get_last_lr()[0])}
+        if self.regularizer is not None:  # L2-SP / EWC: keep the weights near the source ones
+            penalty = self.regularizer.penalty()
+            loss = loss + penalty
+            losses["regularizer"] = penalty.detach()
         self.accelerator.backward(loss)
         if self.accelerator.sync_gradients and self.recipe.training.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.prepared_model.parameters(), self.recipe.training.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss.detach(), "lr": torch.tensor(self.scheduler.get_last_lr()[0])}
+        return losses
 
     def score_split(self, name: str, limit: int | None = None) -> tuple[dict, list[dict]]:
         """Generation metrics on a split, each process generating its share (gathered, every example once)."""
@@ -256,7 +340,13 @@ class Seq2SeqRun(Run):
         return scores
 
     def save(self, output_dir: str) -> None:
-        self.model_module.save_pretrained(output_dir)
+        model = self.model
+        if self.peft_model is not None:
+            # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter")) plus the merged model, so
+            # that the Auto classes and the pipeline load the run folder like any other.
+            self.peft_model.save_pretrained(os.path.join(output_dir, ADAPTER_FOLDER))
+            model = merged_copy(self.peft_model)
+        model.save_pretrained(output_dir)
         self.tokenizer.save_pretrained(output_dir)
 
 

@@ -80,8 +80,8 @@ def test_registry_loads_registered_networks_frozen_and_names_the_valid_ones(monk
     assert not network.training and not network.weight.requires_grad
     with pytest.raises(ValueError, match="already registered"):
         register_feature_network("tiny", lambda: torch.nn.Linear(64, 8))
-    with pytest.raises(ValueError, match="registered ones are: digits, tiny"):
-        load_feature_network("glyphs")
+    with pytest.raises(ValueError, match="registered ones are: digits, glyphs, tiny"):
+        load_feature_network("nonexistent")
 
 
 def test_training_script_is_deterministic(tmp_path, monkeypatch):

@@ -1,0 +1,143 @@
+"""Applies a recipe's `transfer` section to a model: freezing, LoRA adapters, regularisers and optimizer groups.
+
+The strategies themselves live in `hf_genxfer.transfer`; this module only reads the recipe and calls them in the
+right order (transfer the weights -> freeze or add adapters -> snapshot for the regulariser -> build optimizers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..recipes import Recipe, TransferRecipe
+from ..transfer import (
+    EWC,
+    L2SP,
+    apply_lora,
+    count_parameters,
+    estimate_fisher,
+    freeze,
+    freeze_decoder_layers,
+    freeze_discriminator_blocks,
+    freeze_embeddings,
+    freeze_encoder,
+    layerwise_learning_rates,
+    lora_config_for,
+)
+
+# Adapter-only files of a LoRA run go in this subfolder, beside the merged model at the root: transformers'
+# from_pretrained treats a folder holding adapter_config.json as an adapter to load onto its base model.
+ADAPTER_FOLDER = "adapter"
+
+
+def strategy_name(recipe: Recipe) -> str:
+    """The strategy's name for reports and cards: the recipe's own, or one derived from its fields."""
+    transfer = recipe.transfer
+    if transfer.strategy:
+        return transfer.strategy
+    if recipe.init_from == "scratch":
+        return "scratch"
+    parts = []
+    if transfer.lora is not None:
+        parts.append("lora")
+    if transfer.freeze_discriminator_blocks:
+        parts.append(f"freezed{transfer.freeze_discriminator_blocks}")
+    if transfer.freeze_encoder:
+        parts.append("frozen_encoder")
+    if transfer.freeze_embeddings:
+        parts.append("frozen_embeddings")
+    if transfer.freeze_decoder_layers:
+        parts.append(f"frozen_decoder{transfer.freeze_decoder_layers}")
+    if transfer.freeze:
+        parts.append("frozen_patterns")
+    if not parts:
+        parts.append("full")
+    if transfer.regularizer != "none":
+        parts.append(transfer.regularizer)
+    if transfer.diffaugment:
+        parts.append("diffaugment")
+    return "+".join(parts)
+
+
+def apply_freezing(model: nn.Module, transfer: TransferRecipe) -> list[str]:
+    """Freezes what the recipe asks for; returns the frozen parameter names."""
+    frozen: list[str] = []
+    if transfer.freeze:
+        frozen += freeze(model, transfer.freeze)
+    if transfer.freeze_discriminator_blocks:
+        frozen += freeze_discriminator_blocks(model, transfer.freeze_discriminator_blocks)
+    if transfer.freeze_encoder:
+        frozen += freeze_encoder(model)
+    if transfer.freeze_embeddings:
+        frozen += freeze_embeddings(model)
+    if transfer.freeze_decoder_layers:
+        frozen += freeze_decoder_layers(model, transfer.freeze_decoder_layers)
+    return frozen
+
+
+def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: str):
+    """Adds the LoRA adapter when the recipe has one; returns the PeftModel (the base is changed in place) or None."""
+    lora = transfer.lora
+    if lora is None:
+        return None
+    config = lora_config_for(
+        model,
+        target=lora.target or default_target,
+        r=lora.r,
+        alpha=lora.alpha,
+        dropout=lora.dropout,
+        modules=lora.modules,
+    )
+    return apply_lora(model, config)
+
+
+def build_regularizer(
+    module: nn.Module,
+    transfer: TransferRecipe,
+    fisher_loss: Callable[[nn.Module, object], torch.Tensor] | None = None,
+    fisher_batches: Iterable | None = None,
+) -> nn.Module | None:
+    """L2-SP or EWC anchored at `module`'s current (source) weights; call right after the transfer."""
+    if transfer.regularizer == "l2sp":
+        return L2SP(module, weight=transfer.regularizer_weight)
+    if transfer.regularizer == "ewc":
+        fisher = estimate_fisher(module, fisher_loss, fisher_batches)
+        return EWC(module, fisher, weight=transfer.regularizer_weight)
+    return None
+
+
+def parameter_groups(module: nn.Module, learning_rate: float, transfer: TransferRecipe, weight_decay: float = 0.0):
+    """The optimizer's parameter groups: every trainable parameter, with layer-wise learning rates when asked."""
+    if transfer.layerwise_lr_decay is not None:
+        groups = layerwise_learning_rates(module, learning_rate, transfer.layerwise_lr_decay, weight_decay)
+        return [{k: v for k, v in group.items() if k in ("params", "lr", "weight_decay")} for group in groups]
+    return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": learning_rate}]
+
+
+def write_transfer_report(
+    output_dir: str, recipe: Recipe, report, model: nn.Module, frozen: list[str], print_fn=print
+):
+    """`transfer_report.json` (every parameter's fate, the strategy, trainable counts) and a printed summary."""
+    trainable, total = count_parameters(model)
+    summary = {
+        "init_from": recipe.init_from,
+        "strategy": strategy_name(recipe),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_fraction": trainable / total if total else 0.0,
+        "frozen": frozen,
+    }
+    if report is not None:
+        summary["parameters"] = report.to_dict()
+        print_fn(report.format_table())
+    print_fn(
+        f"strategy {summary['strategy']}: {trainable:,} of {total:,} parameters trainable ({summary['trainable_fraction']:.1%})"
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "transfer_report.json"), "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+    return summary

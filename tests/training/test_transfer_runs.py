@@ -1,0 +1,142 @@
+"""Transfer recipes end to end on tiny models: every strategy trains from a source folder and saves a usable run."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe  # tests/ is on sys.path (rootdir conftest)
+
+from hf_genxfer.recipes import RecipeError, validate_recipe
+from hf_genxfer.training.loop import train
+
+
+@pytest.fixture(scope="module")
+def gan_source(tmp_path_factory):
+    raw = tiny_gan_recipe(tmp_path_factory.mktemp("gan_source") / "run", max_steps=2)
+    raw["data"]["classes"] = [0, 1, 2, 3, 4]
+    train(validate_recipe(raw))
+    return raw["output_dir"]
+
+
+@pytest.fixture(scope="module")
+def seq2seq_source(tmp_path_factory):
+    raw = tiny_seq2seq_recipe(tmp_path_factory.mktemp("s2s_source") / "run", max_steps=2)
+    train(validate_recipe(raw))
+    return raw["output_dir"]
+
+
+def _gan_target(tmp_path, source, transfer, name="target"):
+    raw = tiny_gan_recipe(tmp_path / name, max_steps=2)
+    raw["init_from"] = source
+    raw["model"] = {}
+    raw["data"].update(classes=[5, 6, 7, 8, 9], shots_per_class=3)
+    raw["transfer"] = transfer
+    return raw
+
+
+GAN_STRATEGIES = {
+    "full": {},
+    "freezed1": {"freeze_discriminator_blocks": 1},
+    "lora": {"lora": {"r": 2, "alpha": 4}},
+    "full+l2sp": {"regularizer": "l2sp", "regularizer_weight": 0.1},
+    "full+ewc": {"regularizer": "ewc", "regularizer_weight": 1.0, "fisher_batches": 2},
+    "full+diffaugment": {"diffaugment": "color,translation,cutout"},
+}
+
+
+@pytest.mark.parametrize("strategy", list(GAN_STRATEGIES))
+def test_gan_strategies(tmp_path, gan_source, strategy):
+    raw = _gan_target(tmp_path, gan_source, GAN_STRATEGIES[strategy])
+    metrics = train(validate_recipe(raw))
+    out = raw["output_dir"]
+    assert metrics["step"] == 2 and metrics["fid"] > 0
+    report = json.load(open(os.path.join(out, "transfer_report.json")))
+    assert report["strategy"] == strategy and report["init_from"] == gan_source
+    assert report["parameters"]["counts"]["copied"] > 0 and report["parameters"]["counts"]["initialised"] == 0
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["base_model"] == gan_source
+    source, target = (
+        load_file(os.path.join(gan_source, "model.safetensors")),
+        load_file(os.path.join(out, "model.safetensors")),
+    )
+    if strategy == "freezed1":
+        frozen = [k for k in source if k.startswith(("discriminator.from_image.", "discriminator.blocks.0."))]
+        assert frozen and all(torch.equal(source[k], target[k]) for k in frozen if "original" in k or "bias" in k)
+        assert not torch.equal(source["discriminator.head.bias"], target["discriminator.head.bias"])
+    if strategy == "lora":
+        assert os.path.isfile(os.path.join(out, "adapter", "adapter_model.safetensors"))
+        assert report["trainable_parameters"] < report["total_parameters"]
+        from peft import PeftModel
+
+        from hf_genxfer import GANModel
+
+        base = GANModel.from_pretrained(gan_source)
+        adapted = PeftModel.from_pretrained(base, os.path.join(out, "adapter"))
+        merged = GANModel.from_pretrained(out).eval()
+        latents, labels = torch.randn(3, 16), torch.tensor([5, 6, 7])
+        adapted.eval()
+        torch.testing.assert_close(
+            adapted.base_model.model.generator(latents, labels).images,
+            merged(latents, labels).images,
+            atol=1e-4,
+            rtol=0,
+        )
+
+
+def test_gan_transfer_to_another_architecture_reports_initialised_parts(tmp_path, gan_source):
+    raw = _gan_target(tmp_path, gan_source, {"exclude": ["generator.to_image.*"]})
+    raw["model"] = {"num_classes": 5}
+    raw["data"]["classes"] = [0, 1, 2, 3, 4]
+    train(validate_recipe(raw))
+    report = json.load(open(os.path.join(raw["output_dir"], "transfer_report.json")))["parameters"]
+    statuses = {entry["name"]: entry["status"] for entry in report["entries"]}
+    assert statuses["generator.class_embedding.weight"] == "initialised"  # 10 classes in the source, 5 here
+    assert statuses["generator.to_image.weight"] == "initialised"  # excluded by pattern
+    assert statuses["generator.mapping.bias"] == "copied"
+
+
+SEQ2SEQ_STRATEGIES = {
+    "full": {},
+    "frozen_encoder": {"freeze_encoder": True},
+    "lora": {"lora": {"r": 2, "alpha": 4}},
+    "full+l2sp": {"regularizer": "l2sp", "regularizer_weight": 0.1},
+    "full+ewc": {"regularizer": "ewc", "fisher_batches": 2},
+}
+
+
+@pytest.mark.parametrize("strategy", list(SEQ2SEQ_STRATEGIES))
+def test_seq2seq_strategies(tmp_path, seq2seq_source, strategy):
+    raw = tiny_seq2seq_recipe(tmp_path / "target", max_steps=2)
+    raw["init_from"] = seq2seq_source
+    raw["model"] = {}
+    raw["data"].update(language="fr", train_size=16)
+    raw["transfer"] = SEQ2SEQ_STRATEGIES[strategy]
+    metrics = train(validate_recipe(raw))
+    out = raw["output_dir"]
+    assert metrics["num_examples"] == 8
+    report = json.load(open(os.path.join(out, "transfer_report.json")))
+    assert report["strategy"] == strategy and report["parameters"]["counts"]["initialised"] == 0
+    source = load_file(os.path.join(seq2seq_source, "model.safetensors"))
+    target = load_file(os.path.join(out, "model.safetensors"))
+    encoder = [k for k in source if ".encoder.layers." in k]
+    if strategy == "frozen_encoder":
+        assert all(torch.equal(source[k], target[k]) for k in encoder)
+    elif strategy == "full":
+        assert any(not torch.equal(source[k], target[k]) for k in encoder)
+    if strategy == "lora":
+        assert os.path.isfile(os.path.join(out, "adapter", "adapter_config.json"))
+        assert report["trainable_fraction"] < 0.5
+
+
+def test_transfer_fields_need_a_source(tmp_path):
+    raw = tiny_gan_recipe(tmp_path / "x")
+    raw["transfer"] = {"lora": {"r": 2}}
+    with pytest.raises(RecipeError, match="transfer.lora needs a source model"):
+        validate_recipe(raw)
+    raw = tiny_seq2seq_recipe(tmp_path / "y")
+    raw["init_from"] = "somewhere"
+    raw["transfer"] = {"freeze_discriminator_blocks": 1}
+    with pytest.raises(RecipeError, match="does not apply to the seq2seq family"):
+        validate_recipe(raw)
