@@ -84,7 +84,7 @@ class TrainingRecipe:
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
     sample_every: int = 500  # GAN: sample grid PNG + tensorboard image
     log_every: int = 50
-    eval_every: int = 0  # Seq2Seq: evaluate on validation every k steps (0: only at the end)
+    eval_every: int = 0  # evaluate every k steps (0: only at the end); Seq2Seq on validation, GAN FID/KID on held-out
     early_stopping_patience: int | None = None  # Seq2Seq: stop after k evaluations without improvement
     early_stopping_metric: str = "chrf"
     report_to: str = "tensorboard"  # any accelerate tracker name, or "none"

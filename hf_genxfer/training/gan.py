@@ -381,9 +381,15 @@ class GANRun(Run):
             self.sample_grid(0)
 
     def periodic(self, step: int, state: RunState) -> bool:
-        every = self.recipe.training.sample_every
-        if every and step % every == 0:
+        training = self.recipe.training
+        if training.sample_every and step % training.sample_every == 0:
             self.sample_grid(step)
+        if training.eval_every and step % training.eval_every == 0 and step != training.max_steps:
+            # A quality-vs-steps curve: FID/KID of the EMA generator on the held-out images during training.
+            scores = self.evaluate()
+            logged = {f"eval_{k}": scores[k] for k in ("fid", "kid")}
+            self.accelerator.log(logged, step=step)
+            state.history.append({"step": step, **logged})
         return False
 
     def evaluate(self) -> dict:

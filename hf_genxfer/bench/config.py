@@ -1,0 +1,212 @@
+"""The fields of `genxfer bench transfer`: one dataclass per scenario, the full-mode defaults, and the quick overrides.
+
+Every field can be changed with `--set section.field=value` (e.g. `--set seq2seq.target_language=de`), so the same
+bench runs on other splits, fonts and languages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..recipes import RecipeError, _build, apply_overrides
+
+GAN_STRATEGIES = (
+    "source",
+    "scratch",
+    "full",
+    "full+diffaugment",
+    "freezed",
+    "freezed+diffaugment",
+    "lora",
+    "lora+diffaugment",
+    "l2sp",
+    "ewc",
+)
+SEQ2SEQ_STRATEGIES = ("source", "scratch", "full", "frozen_encoder", "lora", "l2sp", "ewc")
+
+
+@dataclass
+class GANDigitsBench:
+    """Few-shot new classes: pretrain on some digits, adapt to the others from a few images per class."""
+
+    enabled: bool = True
+    source_classes: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    target_classes: list[int] = field(default_factory=lambda: [5, 6, 7, 8, 9])
+    target_shots: int = 10  # training images per target class
+    held_out_fraction: float = 0.5  # of the target classes' images, kept for FID/KID
+    model: dict = field(
+        default_factory=lambda: {
+            "image_size": 8,
+            "image_channels": 1,
+            "latent_size": 64,
+            "base_width": 32,
+            "layers_per_block": 2,
+            "num_classes": 10,
+        }
+    )
+    source_steps: int = 1500
+    eval_steps: list[int] = field(default_factory=lambda: [100, 200, 300, 500, 750, 1000])  # the last is the budget
+    report_steps: list[int] = field(default_factory=lambda: [300, 1000])  # steps of the results table
+    batch_size: int = 64
+    learning_rate: float = 0.0002
+    strategies: list[str] = field(default_factory=lambda: list(GAN_STRATEGIES))
+    freeze_discriminator_blocks: int = 1
+    lora_r: int = 8
+    lora_alpha: int = 16
+    l2sp_weight: float = 0.01
+    ewc_weight: float = 10.0
+    diffaugment: str = "color,translation,cutout"
+    num_samples: int = 1000  # generated images per FID/KID evaluation
+    ema_decay: float = 0.99  # few hundred steps: a shorter EMA than pretraining's 0.999
+    seed: int = 0
+
+
+@dataclass
+class GANGlyphsBench:
+    """Few-shot new font: pretrain a character-conditional GAN on most fonts, adapt from a few characters of one."""
+
+    enabled: bool = True
+    target_font: str = "STIXGeneral-Regular"
+    source_fonts: list[str] | None = None  # default: every available font except the target
+    target_characters: str = "AEHRaegnr3"  # the characters of the target font the model sees
+    target_shots: int = 1  # jittered images per seen character
+    source_samples_per_glyph: int = 2
+    eval_samples_per_glyph: int = 4  # held-out target images: every character of the target font, jittered
+    model: dict = field(
+        default_factory=lambda: {
+            "image_size": 32,
+            "image_channels": 1,
+            "latent_size": 64,
+            "base_width": 16,
+            "max_width": 128,
+            "layers_per_block": 1,
+            "num_classes": 62,
+        }
+    )
+    source_steps: int = 1500
+    eval_steps: list[int] = field(default_factory=lambda: [100, 200, 300, 500, 750, 1000])
+    report_steps: list[int] = field(default_factory=lambda: [300, 1000])
+    batch_size: int = 32
+    learning_rate: float = 0.0002
+    strategies: list[str] = field(default_factory=lambda: list(GAN_STRATEGIES))
+    freeze_discriminator_blocks: int = 1
+    lora_r: int = 8
+    lora_alpha: int = 16
+    l2sp_weight: float = 0.01
+    ewc_weight: float = 10.0
+    diffaugment: str = "color,translation,cutout"
+    num_samples: int = 620
+    ema_decay: float = 0.99
+    seed: int = 0
+
+
+@dataclass
+class Seq2SeqBench:
+    """Low-resource new language: numbers to words, pretrained on one language, adapted to another from few pairs."""
+
+    enabled: bool = True
+    source_language: str = "en"
+    target_language: str = "fr"
+    high: int = 1_000_000  # numbers in [0, high)
+    source_train_size: int = 20000
+    target_train_size: int = 50
+    validation_size: int = 200  # target pairs scored during training (the quality-vs-steps curve)
+    test_size: int = 1000  # held-out target numbers of the final scores
+    model: dict = field(
+        default_factory=lambda: {
+            "backbone": {
+                "d_model": 128,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_attention_heads": 4,
+                "decoder_attention_heads": 4,
+                "encoder_ffn_dim": 256,
+                "decoder_ffn_dim": 256,
+            }
+        }
+    )
+    source_steps: int = 3000
+    source_learning_rate: float = 0.001
+    eval_every: int = 100  # validation chrF every k steps: the quality-vs-steps curve
+    report_steps: list[int] = field(default_factory=lambda: [300, 1000])
+    batch_size: int = 32
+    learning_rate: float = 0.0005
+    strategies: list[str] = field(default_factory=lambda: list(SEQ2SEQ_STRATEGIES))
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_learning_rate: float = 0.002  # adapters start at zero and need a larger step than full fine-tuning
+    l2sp_weight: float = 0.001
+    ewc_weight: float = 1.0
+    max_new_tokens: int = 96
+    data_efficiency_sizes: list[int] = field(default_factory=lambda: [25, 50, 200, 1000])
+    data_efficiency_steps: int = 1000
+    seed: int = 0
+
+
+@dataclass
+class TransferBenchConfig:
+    gan_digits: GANDigitsBench = field(default_factory=GANDigitsBench)
+    gan_glyphs: GANGlyphsBench = field(default_factory=GANGlyphsBench)
+    seq2seq: Seq2SeqBench = field(default_factory=Seq2SeqBench)
+    workers: int = 2  # scenarios run side by side in this many processes
+    threads_per_worker: int = 1  # torch threads in each (two 1-thread processes beat one 2-thread one on 2 cores)
+
+
+# Quick mode: the same protocol with shorter schedules and smaller evaluations, to fit in 15 minutes on 2 cores.
+QUICK_OVERRIDES = [
+    "gan_digits.source_steps=600",
+    "gan_digits.eval_steps=[50,100,200,300]",
+    "gan_digits.report_steps=[100,300]",
+    "gan_digits.num_samples=500",
+    "gan_glyphs.source_steps=400",
+    "gan_glyphs.model.image_size=16",
+    "gan_glyphs.source_samples_per_glyph=1",
+    "gan_glyphs.eval_samples_per_glyph=2",
+    "gan_glyphs.eval_steps=[50,100,150]",
+    "gan_glyphs.report_steps=[50,150]",
+    "gan_glyphs.strategies=[source,scratch,full,freezed+diffaugment,lora,l2sp]",
+    "gan_glyphs.num_samples=310",
+    "seq2seq.source_train_size=8000",
+    "seq2seq.source_steps=1000",
+    "seq2seq.validation_size=100",
+    "seq2seq.test_size=300",
+    "seq2seq.eval_every=50",
+    "seq2seq.report_steps=[100,300]",
+    "seq2seq.data_efficiency_sizes=[25,200]",
+    "seq2seq.data_efficiency_steps=300",
+]
+
+
+def resolve_config(quick: bool = False, overrides: list[str] | None = None) -> TransferBenchConfig:
+    """The bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones."""
+    raw = dataclasses.asdict(TransferBenchConfig())
+    try:
+        raw = apply_overrides(raw, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
+        config = _build(TransferBenchConfig, raw, "")
+    except RecipeError as error:
+        raise RecipeError(str(error).replace("recipe key", "bench field")) from None
+    _check(config)
+    return config
+
+
+def _check(config: TransferBenchConfig) -> None:
+    sections = (("gan_digits", GAN_STRATEGIES), ("gan_glyphs", GAN_STRATEGIES), ("seq2seq", SEQ2SEQ_STRATEGIES))
+    for name, allowed in sections:
+        section = getattr(config, name)
+        for strategy in section.strategies:
+            if strategy not in allowed:
+                raise RecipeError(f"{name}.strategies has {strategy!r}; choose from {', '.join(allowed)}.")
+        steps = getattr(section, "eval_steps", section.report_steps)
+        if not steps or any(s < 1 for s in steps) or sorted(set(steps)) != list(steps):
+            raise RecipeError(f"{name}.eval_steps and report_steps must be increasing positive counts, got {steps}.")
+        missing = [s for s in section.report_steps if s not in steps]
+        if missing:
+            raise RecipeError(f"{name}.report_steps {missing} must also be in {name}.eval_steps.")
+    if config.seq2seq.eval_every < 1:
+        raise RecipeError(f"seq2seq.eval_every must be at least 1, got {config.seq2seq.eval_every}.")
+    if config.workers < 1 or config.threads_per_worker < 1:
+        raise RecipeError("workers and threads_per_worker must be at least 1.")
+    glyphs = config.gan_glyphs
+    if len(set(glyphs.target_characters)) != len(glyphs.target_characters) or not glyphs.target_characters:
+        raise RecipeError("gan_glyphs.target_characters must be distinct characters, e.g. AEHRaegnr3.")
