@@ -1,4 +1,4 @@
-"""The `genxfer` command: train, sample, generate, eval and demo.
+"""The `genxfer` command: train, sample, generate, eval, bench and demo.
 
 Bad input ends with one sentence naming the problem and the fix, and exit status 2.
 """
@@ -98,6 +98,16 @@ def command_demo(args) -> int:
     return 0
 
 
+def command_bench(args) -> int:
+    from .bench import print_summary, resolve_config, run_transfer_bench
+
+    config = resolve_config(quick=args.quick, overrides=args.set)  # bad --set keys fail here, before any training
+    report = run_transfer_bench(config, args.out, mode="quick" if args.quick else "full")
+    print_summary(report)
+    print(f"Wrote {args.out} and {', '.join(report['plots'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genxfer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("folder")
     evaluate.add_argument("--num-samples", type=int, default=None, help="GAN: generated images to score")
     evaluate.set_defaults(handler=command_eval)
+
+    bench = commands.add_parser("bench", help="run a benchmark protocol (results as JSON + PNG plots)")
+    bench.add_argument("protocol", choices=["transfer"], help="transfer: transfer strategies against scratch")
+    bench.add_argument("--quick", action="store_true", help="shorter schedules (under 15 minutes on 2 cores)")
+    bench.add_argument("--out", default="bench_out/transfer.json", help="the JSON file; PNGs are written beside it")
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a bench field, e.g. seq2seq.target_language=de",
+    )
+    bench.set_defaults(handler=command_bench)
 
     demo = commands.add_parser("demo", help="pretrain a digits GAN and an English number-to-words model")
     demo.add_argument("--out", default="demo_out")

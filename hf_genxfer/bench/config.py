@@ -156,7 +156,7 @@ class TransferBenchConfig:
 # Quick mode: the same protocol with shorter schedules and smaller evaluations, to fit in 15 minutes on 2 cores.
 QUICK_OVERRIDES = [
     "gan_digits.source_steps=600",
-    "gan_digits.eval_steps=[50,100,200,300]",
+    "gan_digits.eval_steps=[100,200,300]",
     "gan_digits.report_steps=[100,300]",
     "gan_digits.num_samples=500",
     "gan_glyphs.source_steps=400",
@@ -168,10 +168,10 @@ QUICK_OVERRIDES = [
     "gan_glyphs.strategies=[source,scratch,full,freezed+diffaugment,lora,l2sp]",
     "gan_glyphs.num_samples=310",
     "seq2seq.source_train_size=8000",
-    "seq2seq.source_steps=1000",
+    "seq2seq.source_steps=800",
     "seq2seq.validation_size=100",
     "seq2seq.test_size=300",
-    "seq2seq.eval_every=50",
+    "seq2seq.eval_every=100",
     "seq2seq.report_steps=[100,300]",
     "seq2seq.data_efficiency_sizes=[25,200]",
     "seq2seq.data_efficiency_steps=300",

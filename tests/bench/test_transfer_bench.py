@@ -1,0 +1,87 @@
+"""`genxfer bench transfer` end to end with tiny models and a few steps: the JSON's structure and the PNGs."""
+
+import json
+import os
+
+from hf_genxfer.cli import main
+
+TINY_GAN = "{image_size: 8, base_width: 8, max_width: 16, layers_per_block: 1, latent_size: 16, num_classes: %d}"
+TINY_BART = (
+    "{backbone: {d_model: 16, encoder_layers: 1, decoder_layers: 1, encoder_attention_heads: 2, "
+    "decoder_attention_heads: 2, encoder_ffn_dim: 32, decoder_ffn_dim: 32}}"
+)
+TINY = [
+    "workers=1",
+    f"gan_digits.model={TINY_GAN % 10}",
+    "gan_digits.source_steps=4",
+    "gan_digits.eval_steps=[2,4]",
+    "gan_digits.report_steps=[2,4]",
+    "gan_digits.batch_size=8",
+    "gan_digits.num_samples=32",
+    "gan_digits.strategies=[source,scratch,full,lora+diffaugment]",
+    f"gan_glyphs.model={TINY_GAN % 62}",
+    "gan_glyphs.source_fonts=[DejaVuSans,cmr10]",
+    "gan_glyphs.source_samples_per_glyph=1",
+    "gan_glyphs.eval_samples_per_glyph=1",
+    "gan_glyphs.source_steps=2",
+    "gan_glyphs.eval_steps=[2]",
+    "gan_glyphs.report_steps=[2]",
+    "gan_glyphs.batch_size=8",
+    "gan_glyphs.num_samples=62",
+    "gan_glyphs.strategies=[source,scratch,freezed]",
+    f"seq2seq.model={TINY_BART}",
+    "seq2seq.source_train_size=64",
+    "seq2seq.high=1000",
+    "seq2seq.source_steps=2",
+    "seq2seq.target_train_size=8",
+    "seq2seq.validation_size=4",
+    "seq2seq.test_size=8",
+    "seq2seq.eval_every=1",
+    "seq2seq.report_steps=[1,2]",
+    "seq2seq.batch_size=4",
+    "seq2seq.max_new_tokens=8",
+    "seq2seq.strategies=[source,scratch,lora]",
+    "seq2seq.data_efficiency_sizes=[4,8]",
+    "seq2seq.data_efficiency_steps=2",
+]
+
+
+def test_bench_transfer_end_to_end(tmp_path, capsys):
+    out = tmp_path / "transfer.json"
+    arguments = ["bench", "transfer", "--out", str(out)]
+    for assignment in TINY:
+        arguments += ["--set", assignment]
+    assert main(arguments) == 0
+    report = json.loads(out.read_text())
+    assert {"date", "machine", "mode", "config", "gan_digits", "gan_glyphs", "seq2seq", "targets"} <= set(report)
+    assert report["mode"] == "full" and report["config"]["seq2seq"]["target_language"] == "fr"
+
+    digits = report["gan_digits"]["strategies"]
+    assert list(digits) == ["source", "scratch", "full", "lora+diffaugment"]
+    for name, result in digits.items():
+        assert set(result["at_steps"]) == {"2", "4"}
+        assert result["final"]["fid"] >= 0 and result["final"]["kid"] is not None
+        assert {"steps", "wall_seconds", "trainable_fraction", "steps_to_scratch_final_fid"} <= set(result)
+    assert digits["lora+diffaugment"]["generator_trainable_fraction"] < 1
+    assert digits["full"]["generator_trainable_fraction"] == 1
+    glyphs = report["gan_glyphs"]["strategies"]
+    assert 0 <= glyphs["freezed"]["final"]["unseen_accuracy"] <= 1
+    assert report["gan_glyphs"]["num_unseen_characters"] == 52
+    seq2seq = report["seq2seq"]
+    assert seq2seq["strategies"]["lora"]["trainable_fraction"] < 1
+    assert {"exact_match", "chrf"} <= set(seq2seq["strategies"]["scratch"]["at_steps"]["2"])
+    assert [p["train_size"] for p in seq2seq["data_efficiency"]["points"]] == [4, 8]
+    assert all({"name", "value", "threshold", "met"} <= set(t) for t in report["targets"])
+
+    for name in ("gan_digits", "gan_glyphs", "seq2seq", "data_efficiency"):
+        path = tmp_path / f"transfer_{name}.png"
+        assert path.is_file() and os.path.getsize(path) > 0
+    assert "targets" in capsys.readouterr().out
+
+
+def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):
+    out = str(tmp_path / "t.json")
+    assert main(["bench", "transfer", "--out", out, "--set", "gan_digits.target_shot=5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "gan_digits.target_shot" in error and "target_shots" in error
+    assert not os.path.exists(out)
