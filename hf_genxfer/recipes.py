@@ -124,6 +124,8 @@ class TransferRecipe:
     freeze_encoder: bool = False  # Seq2Seq
     freeze_embeddings: bool = False  # Seq2Seq
     freeze_decoder_layers: int = 0  # Seq2Seq: the lowest k decoder layers
+    retrain_tokenizer: bool = False  # Seq2Seq: a new character tokenizer for the target corpus; shared tokens keep
+    # their source embedding rows (the vocabulary change is in the transfer report as "remapped")
     layerwise_lr_decay: float | None = None  # learning rate x decay**depth, counted from the output
     lora: LoraRecipe | None = None
     regularizer: Literal["none", "l2sp", "ewc"] = "none"  # keeps the weights near the source ones
@@ -279,7 +281,7 @@ def _check_transfer(recipe: Recipe) -> None:
             f"transfer.{changed[0]} needs a source model: set init_from to a model folder or Hub id, or drop it."
         )
     gan_only = ("freeze_discriminator_blocks", "diffaugment")
-    seq2seq_only = ("freeze_encoder", "freeze_embeddings", "freeze_decoder_layers")
+    seq2seq_only = ("freeze_encoder", "freeze_embeddings", "freeze_decoder_layers", "retrain_tokenizer")
     for name in gan_only if recipe.family == "seq2seq" else seq2seq_only:
         if getattr(transfer, name) not in (0, False, None):
             raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")

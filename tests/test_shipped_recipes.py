@@ -5,13 +5,18 @@ import os
 
 import pytest
 import yaml
+from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe
 
 from hf_genxfer.recipes import apply_overrides, validate_recipe
 from hf_genxfer.training.loop import train
-from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe
 
 RECIPES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "recipes", "*.yaml")))
-TINY_TRAINING = ["training.max_steps=2", "training.checkpoint_every=2", "training.report_to=none", "training.eval_every=0"]
+TINY_TRAINING = [
+    "training.max_steps=2",
+    "training.checkpoint_every=2",
+    "training.report_to=none",
+    "training.eval_every=0",
+]
 TINY_GAN = ["model.base_width=8", "model.max_width=16", "model.layers_per_block=1", "evaluation.num_samples=32"]
 TINY_S2S_DATA = ["data.train_size=16", "data.validation_size=4", "data.test_size=4", "evaluation.max_new_tokens=8"]
 
@@ -32,7 +37,15 @@ def test_recipe_runs_with_tiny_overrides(path, sources, tmp_path):
     raw = yaml.safe_load(open(path))
     overrides = [f"output_dir={tmp_path / 'run'}", *TINY_TRAINING]
     if raw["init_from"] == "scratch":
-        overrides += TINY_GAN if raw["family"] == "gan" else ["model.backbone.d_model=16", "model.backbone.encoder_ffn_dim=32", "model.backbone.decoder_ffn_dim=32"]
+        overrides += (
+            TINY_GAN
+            if raw["family"] == "gan"
+            else [
+                "model.backbone.d_model=16",
+                "model.backbone.encoder_ffn_dim=32",
+                "model.backbone.decoder_ffn_dim=32",
+            ]
+        )
     else:
         overrides.append(f"init_from={sources[raw['family']]}")
         if raw["family"] == "gan":

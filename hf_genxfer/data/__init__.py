@@ -1,6 +1,7 @@
 """Built-in corpora (digits, num2words), loaders for imagefolder/json/csv/Hub data, tokenizers and collators."""
 
 from .denoising import span_corruption, text_infilling
+from .glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
 from .images import digits_dataset, few_shot, filter_classes, load_image_dataset, split_held_out, with_image_transform
 from .text import (
     load_text_pairs,
@@ -13,6 +14,9 @@ from .text import (
 from .tokenization import SPECIAL_TOKENS, train_tokenizer
 
 __all__ = [
+    "GLYPH_CHARACTERS",
+    "available_glyph_fonts",
+    "glyphs_dataset",
     "SPECIAL_TOKENS",
     "digits_dataset",
     "few_shot",

@@ -16,8 +16,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from hf_genxfer.evaluation.accuracy import classifier_accuracy
 from hf_genxfer.evaluation.feature_nets import (
     DigitsClassifier,
+    GlyphsClassifier,
     available_feature_networks,
     load_feature_network,
     register_feature_network,
@@ -42,8 +44,10 @@ def load_metric(name: str, **kwargs):
 
 
 __all__ = [
+    "classifier_accuracy",
     "METRICS_DIR",
     "DigitsClassifier",
+    "GlyphsClassifier",
     "available_feature_networks",
     "extract_features",
     "load_feature_network",

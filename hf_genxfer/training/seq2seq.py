@@ -96,9 +96,15 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
             }
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
         return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
-    tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
+    source_tokenizer = tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
     source = load_seq2seq_source(recipe.init_from)
-    model, report = transfer_into_target(source, recipe)
+    if recipe.transfer.retrain_tokenizer:
+        splits = splits if splits is not None else load_text_splits(recipe.data)
+        num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
+        tokenizer = train_tokenizer(tokenizer_corpus(recipe.data, splits), kind="char", num_sentinels=num_sentinels)
+        model, report = transfer_into_target(source, recipe, source_tokenizer, tokenizer)
+    else:
+        model, report = transfer_into_target(source, recipe)
     model.config.base_model = recipe.init_from
     return model, tokenizer, report
 
@@ -110,13 +116,22 @@ def load_seq2seq_source(name_or_path: str) -> Seq2SeqModel:
     return Seq2SeqModel.from_backbone(name_or_path, use_safetensors=True)
 
 
-def transfer_into_target(source: Seq2SeqModel, recipe: Recipe):
+def transfer_into_target(source: Seq2SeqModel, recipe: Recipe, source_tokenizer=None, target_tokenizer=None):
     """
     A target built from the source's config updated by `recipe.model` (backbone overrides such as more decoder
-    layers; task names), with the source weights transferred into it. Returns (target, report).
+    layers; task names), with the source weights transferred into it. With a new `target_tokenizer`, the vocabulary
+    follows it and the embedding rows of tokens both tokenizers hold are copied. Returns (target, report).
     """
     fields = dict(recipe.model)
     backbone_overrides = dict(fields.pop("backbone", None) or {})
+    if target_tokenizer is not None:
+        backbone_overrides.update(
+            vocab_size=len(target_tokenizer),
+            pad_token_id=target_tokenizer.pad_token_id,
+            bos_token_id=target_tokenizer.bos_token_id,
+            eos_token_id=target_tokenizer.eos_token_id,
+            decoder_start_token_id=target_tokenizer.bos_token_id,
+        )
     backbone_config = type(source.config.backbone).from_dict(
         {**source.config.backbone.to_dict(), **backbone_overrides}
     )
@@ -127,8 +142,16 @@ def transfer_into_target(source: Seq2SeqModel, recipe: Recipe):
         **fields,
     )
     target = Seq2SeqModel(config)
-    report = transfer_parameters(source, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude)
-    target.generation_config = copy.deepcopy(source.generation_config)
+    report = transfer_parameters(
+        source,
+        target,
+        include=recipe.transfer.include,
+        exclude=recipe.transfer.exclude,
+        source_tokenizer=source_tokenizer,
+        target_tokenizer=target_tokenizer,
+    )
+    if target_tokenizer is None:
+        target.generation_config = copy.deepcopy(source.generation_config)
     return target, report
 
 

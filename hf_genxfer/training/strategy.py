@@ -54,8 +54,10 @@ def strategy_name(recipe: Recipe) -> str:
         parts.append(f"frozen_decoder{transfer.freeze_decoder_layers}")
     if transfer.freeze:
         parts.append("frozen_patterns")
-    if not parts:
-        parts.append("full")
+    if transfer.retrain_tokenizer:
+        parts.append("new_vocabulary")
+    if not parts or parts == ["new_vocabulary"]:
+        parts.insert(0, "full")
     if transfer.regularizer != "none":
         parts.append(transfer.regularizer)
     if transfer.diffaugment:

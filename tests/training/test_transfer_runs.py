@@ -130,6 +130,32 @@ def test_seq2seq_strategies(tmp_path, seq2seq_source, strategy):
         assert report["trainable_fraction"] < 0.5
 
 
+def test_seq2seq_vocabulary_change_copies_shared_rows(tmp_path, seq2seq_source):
+    from transformers import AutoTokenizer
+
+    raw = tiny_seq2seq_recipe(tmp_path / "target", max_steps=1)
+    raw["init_from"] = seq2seq_source
+    raw["model"] = {}
+    raw["data"].update(language="fr", train_size=16)
+    raw["transfer"] = {"retrain_tokenizer": True}
+    train(validate_recipe(raw))
+    out = raw["output_dir"]
+    report = json.load(open(os.path.join(out, "transfer_report.json")))
+    assert report["strategy"] == "full+new_vocabulary"
+    entries = {entry["name"]: entry for entry in report["parameters"]["entries"]}
+    assert entries["backbone.model.shared.weight"]["status"] == "remapped"
+    source_tokenizer = AutoTokenizer.from_pretrained(seq2seq_source)
+    target_tokenizer = AutoTokenizer.from_pretrained(out)
+    assert "q" in target_tokenizer.get_vocab() and "q" not in source_tokenizer.get_vocab()  # "quatre"
+    # Rows of shared tokens keep the source values (1 step of training moves them only slightly).
+    source = load_file(os.path.join(seq2seq_source, "model.safetensors"))["backbone.model.shared.weight"]
+    target = load_file(os.path.join(out, "model.safetensors"))["backbone.model.shared.weight"]
+    row = lambda tokenizer, token: tokenizer.get_vocab()[token]  # noqa: E731
+    assert target.shape[0] == len(target_tokenizer)
+    for token in ("u", "n", "7"):
+        assert torch.allclose(target[row(target_tokenizer, token)], source[row(source_tokenizer, token)], atol=0.05)
+
+
 def test_transfer_fields_need_a_source(tmp_path):
     raw = tiny_gan_recipe(tmp_path / "x")
     raw["transfer"] = {"lora": {"r": 2}}
