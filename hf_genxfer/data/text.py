@@ -102,6 +102,20 @@ def num2words_splits(
     return DatasetDict(splits)
 
 
+def _load_corpus(path_or_hub_id: str, split: str | None) -> Dataset | DatasetDict:
+    """A json/jsonl/csv file by its loader, else a local dataset folder or Hub id (`load_dataset` picks the builder)."""
+    extension = os.path.splitext(path_or_hub_id)[1].lower()
+    if os.path.isfile(path_or_hub_id):
+        if extension not in _FILE_LOADERS:
+            raise ValueError(
+                f"{path_or_hub_id!r} must be a {', '.join(_FILE_LOADERS)} file, a dataset folder or a Hub dataset id."
+            )
+        return load_dataset(_FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
+    if extension in _FILE_LOADERS:
+        raise FileNotFoundError(f"No such text file: {path_or_hub_id!r}.")
+    return load_dataset(path_or_hub_id, split=split)
+
+
 def load_text_pairs(
     path_or_hub_id: str,
     source_column: str = "source",
@@ -112,18 +126,7 @@ def load_text_pairs(
 
     `split=None` returns every split of the corpus as a `DatasetDict` (a single file has only `train`).
     """
-    extension = os.path.splitext(path_or_hub_id)[1].lower()
-    if os.path.isfile(path_or_hub_id):
-        if extension not in _FILE_LOADERS:
-            raise ValueError(
-                f"{path_or_hub_id!r} must be a {', '.join(_FILE_LOADERS)} file, a dataset folder or a Hub dataset id."
-            )
-        dataset = load_dataset(_FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
-    elif extension in _FILE_LOADERS:
-        raise FileNotFoundError(f"No such text-pair file: {path_or_hub_id!r}.")
-    else:
-        # A local dataset folder or a Hub id: `load_dataset` picks the right builder from the files it finds.
-        dataset = load_dataset(path_or_hub_id, split=split)
+    dataset = _load_corpus(path_or_hub_id, split)
 
     def select_pair(part: Dataset) -> Dataset:
         for role, column in (("source", source_column), ("target", target_column)):
@@ -143,6 +146,31 @@ def load_text_pairs(
     if isinstance(dataset, DatasetDict):
         return DatasetDict({name: select_pair(part) for name, part in dataset.items()})
     return select_pair(dataset)
+
+
+def load_text_corpus(
+    path_or_hub_id: str, text_column: str = "text", split: str | None = "train"
+) -> Dataset | DatasetDict:
+    """Unpaired text (a json/jsonl/csv file, dataset folder or Hub id) for denoising pretraining.
+
+    The text column becomes both `source` and `target`, so the result goes where pairs go; a denoising objective
+    then noises `target` into the model's input.
+    """
+    dataset = _load_corpus(path_or_hub_id, split)
+
+    def as_pairs(part: Dataset) -> Dataset:
+        if text_column not in part.column_names:
+            raise ValueError(
+                f"The corpus {path_or_hub_id!r} has no text column {text_column!r} "
+                f"(it has {', '.join(part.column_names)}): set data.target_column to it."
+            )
+        part = part.select_columns([text_column]).rename_column(text_column, "target")
+        part = part.cast(Features({"target": Value("string")}))
+        return part.add_column("source", list(part["target"]))
+
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict({name: as_pairs(part) for name, part in dataset.items()})
+    return as_pairs(dataset)
 
 
 def tokenize_pairs(
@@ -186,6 +214,7 @@ def seq2seq_collator(tokenizer: PreTrainedTokenizerBase, model=None, pad_to_mult
 
 
 __all__ = [
+    "load_text_corpus",
     "load_text_pairs",
     "num2words_languages",
     "num2words_pairs",

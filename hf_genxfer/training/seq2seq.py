@@ -12,7 +12,14 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoConfig, AutoTokenizer, get_scheduler
 
 from ..data.denoising import span_corruption, text_infilling
-from ..data.text import load_text_pairs, num2words_pairs, num2words_splits, seq2seq_collator, tokenize_pairs
+from ..data.text import (
+    load_text_corpus,
+    load_text_pairs,
+    num2words_pairs,
+    num2words_splits,
+    seq2seq_collator,
+    tokenize_pairs,
+)
 from ..data.tokenization import train_tokenizer
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
 from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE
@@ -43,7 +50,10 @@ def load_text_splits(data: TextDataRecipe) -> DatasetDict:
         return num2words_splits(
             data.language, data.train_size, data.validation_size, data.test_size, data.low, data.high, data.seed
         )
-    corpus = load_text_pairs(data.dataset, data.source_column, data.target_column, split=None)
+    if data.objective == "pairs":
+        corpus = load_text_pairs(data.dataset, data.source_column, data.target_column, split=None)
+    else:  # denoising reads unpaired text: the target column alone
+        corpus = load_text_corpus(data.dataset, data.target_column, split=None)
     if "train" not in corpus:
         raise ValueError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
     splits = {"train": corpus["train"]}

@@ -141,7 +141,7 @@ def test_unsupported_or_missing_file(tmp_path):
     path.write_text("1 one\n")
     with pytest.raises(ValueError, match="must be a .json, .jsonl, .csv file"):
         load_text_pairs(str(path))
-    with pytest.raises(FileNotFoundError, match="No such text-pair file"):
+    with pytest.raises(FileNotFoundError, match="No such text file"):
         load_text_pairs(str(tmp_path / "missing.csv"))
 
 

@@ -103,3 +103,27 @@ def test_json_pairs_corpus(seq2seq_recipe_factory, tmp_path):
     recipe_path = tmp_path / "bad.yaml"
     recipe_path.write_text(yaml.safe_dump(raw))
     assert main(["train", str(recipe_path)]) == 2
+
+
+def test_denoising_pretraining_on_raw_text_then_fine_tuning_on_pairs(seq2seq_recipe_factory, tmp_path):
+    from num2words import num2words
+
+    corpus = tmp_path / "french.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": num2words(n, lang="fr")}) for n in range(0, 1000, 7)))
+    pretrain = seq2seq_recipe_factory("pretrain", max_steps=3)
+    pretrain["data"] = {
+        "dataset": str(corpus),
+        "target_column": "text",
+        "objective": "text_infilling",
+        "train_size": 100,
+        "validation_size": 8,
+        "test_size": 8,
+        "tokenizer_languages": ["fr"],
+    }
+    metrics = train(validate_recipe(pretrain))
+    assert metrics["num_examples"] == 8 and "<mask>" in metrics["examples"][0]["source"]
+    finetune = seq2seq_recipe_factory("finetune", max_steps=2)
+    finetune["init_from"] = pretrain["output_dir"]
+    finetune["model"] = {}
+    finetune["data"].update(language="fr", train_size=10)
+    assert train(validate_recipe(finetune))["step"] == 2
