@@ -5,8 +5,10 @@ from transformers import AutoConfig, AutoModel
 from .configuration_gan import ADVERSARIAL_LOSSES, GANConfig
 from .modeling_gan import (
     GANDiscriminator,
+    GANDiscriminatorHead,
     GANDiscriminatorOutput,
     GANGenerator,
+    GANGeneratorHead,
     GANGeneratorOutput,
     GANModel,
     GANPreTrainedModel,
@@ -20,8 +22,10 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "GANConfig",
     "GANDiscriminator",
+    "GANDiscriminatorHead",
     "GANDiscriminatorOutput",
     "GANGenerator",
+    "GANGeneratorHead",
     "GANGeneratorOutput",
     "GANModel",
     "GANPipeline",

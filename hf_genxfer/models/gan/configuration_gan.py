@@ -45,6 +45,15 @@ class GANConfig(PretrainedConfig):
             Whether the discriminator sees the batch's standard deviation (ProGAN), which discourages mode collapse.
         negative_slope (`float`, *optional*, defaults to 0.2):
             Slope of the LeakyReLU activations, from 0 to 1.
+        task_names (`list[str]`, *optional*):
+            Names of the tasks of a multi-task GAN (at least two, unique); `None` for a single-task GAN.
+        shared_blocks (`int`, *optional*):
+            Multi-task only: how many generator blocks, counted from the 4x4 one, all tasks share (with the latent
+            mapping); the later blocks and the output layer are one head per task. From 0 to the number of blocks
+            (`log2(image_size) - 1`); `None` (the default) shares every block: one generator conditioned on a task
+            embedding. The discriminator always shares its trunk and has one output head per task.
+        task_embedding_size (`int`, *optional*, defaults to 16):
+            Size of the task embedding of a fully shared multi-task generator, from 1 to 1024.
 
     Example:
     ```python
@@ -69,6 +78,9 @@ class GANConfig(PretrainedConfig):
         adversarial_loss: str = "non_saturating",
         minibatch_std: bool = True,
         negative_slope: float = 0.2,
+        task_names: list[str] | None = None,
+        shared_blocks: int | None = None,
+        task_embedding_size: int = 16,
         **kwargs,
     ):
         _check_int("image_size", image_size, 8, 256)
@@ -93,6 +105,23 @@ class GANConfig(PretrainedConfig):
         if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope <= 1:
             raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {negative_slope!r}.")
 
+        num_blocks = int(math.log2(image_size)) - 1
+        if task_names is not None:
+            if (
+                not isinstance(task_names, (list, tuple))
+                or len(task_names) < 2
+                or not all(isinstance(name, str) and name for name in task_names)
+                or len(set(task_names)) != len(task_names)
+            ):
+                raise ValueError(
+                    f"GANConfig.task_names must be a list of at least two unique non-empty names, got {task_names!r}."
+                )
+            if shared_blocks is not None:
+                _check_int("shared_blocks", shared_blocks, 0, num_blocks)
+        elif shared_blocks is not None:
+            raise ValueError("GANConfig.shared_blocks needs task_names (a multi-task GAN): set both or neither.")
+        _check_int("task_embedding_size", task_embedding_size, 1, 1024)
+
         self.image_size = image_size
         self.image_channels = image_channels
         self.latent_size = latent_size
@@ -104,7 +133,26 @@ class GANConfig(PretrainedConfig):
         self.adversarial_loss = adversarial_loss
         self.minibatch_std = bool(minibatch_std)
         self.negative_slope = float(negative_slope)
+        self.task_names = list(task_names) if task_names is not None else None
+        self.shared_blocks = shared_blocks
+        self.task_embedding_size = task_embedding_size
         super().__init__(**kwargs)
+
+    @property
+    def is_multitask(self) -> bool:
+        return self.task_names is not None
+
+    @property
+    def num_shared_blocks(self) -> int:
+        """Generator blocks shared by all tasks (all of them for a single-task or fully shared GAN)."""
+        if self.task_names is None or self.shared_blocks is None:
+            return len(self.block_widths)
+        return self.shared_blocks
+
+    @property
+    def task_conditioned(self) -> bool:
+        """A fully shared multi-task generator tells tasks apart by a task embedding."""
+        return self.task_names is not None and self.shared_blocks is None
 
     @property
     def num_upsamplings(self) -> int:

@@ -99,11 +99,54 @@ def _minibatch_std(hidden: torch.Tensor, group_size: int = 4) -> torch.Tensor:
     return torch.cat([hidden, std], dim=1)  # (B, C, H, W) -> (B, C+1, H, W)
 
 
+def _route(task_ids: torch.Tensor, heads: list[nn.Module], hidden: torch.Tensor, *extras) -> torch.Tensor:
+    """
+    Sends each example through the head of its task only (with its rows of `extras`, e.g. class labels), so a
+    task's head gets no gradient from other tasks' examples.
+    """
+    tasks = torch.unique(task_ids)
+    if len(tasks) == 1:
+        return heads[int(tasks[0])](hidden, *extras)
+    outputs = None
+    for task in tasks.tolist():
+        index = (task_ids == task).nonzero(as_tuple=True)[0]
+        routed = heads[task](hidden[index], *(None if extra is None else extra[index] for extra in extras))
+        if outputs is None:
+            outputs = routed.new_empty((hidden.shape[0], *routed.shape[1:]))
+        outputs = outputs.index_copy(0, index, routed)
+    return outputs
+
+
 class GANPreTrainedModel(PreTrainedModel):
     config_class = GANConfig
     base_model_prefix = "gan"
     main_input_name = "latents"
     supports_gradient_checkpointing = False
+
+    def task_ids(self, task, batch_size: int) -> torch.Tensor | None:
+        """`task` (a name, a list of names, or a tensor of task indices) -> (B,) task indices; None when single-task."""
+        names = self.config.task_names
+        if names is None:
+            if task is not None:
+                raise ValueError("This GAN is single-task (config.task_names is None): drop task.")
+            return None
+        if task is None:
+            raise ValueError(f"This GAN is multi-task: pass task= one of {', '.join(names)}.")
+        if isinstance(task, torch.Tensor):
+            ids = task.to(self.device, torch.long).reshape(-1)
+        else:
+            task = [task] if isinstance(task, str) else list(task)
+            unknown = [t for t in task if t not in names]
+            if unknown:
+                raise ValueError(f"Unknown task {unknown[0]!r}: this GAN's tasks are {', '.join(names)}.")
+            ids = torch.tensor([names.index(t) for t in task], device=self.device)
+        if ids.numel() == 1:
+            ids = ids.expand(batch_size)
+        elif ids.numel() != batch_size:
+            raise ValueError(f"Pass one task or {batch_size} (one per example), got {ids.numel()}.")
+        if ids.min() < 0 or ids.max() >= len(names):
+            raise ValueError(f"Task indices must lie in [0, {len(names) - 1}], got {ids.tolist()}.")
+        return ids
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -119,8 +162,36 @@ class GANPreTrainedModel(PreTrainedModel):
             init.normal_(weight, mean=0.0, std=1.0)
 
 
+class GANGeneratorHead(nn.Module):
+    """The task-specific end of a multi-task generator: its late blocks and output layer."""
+
+    def __init__(self, config: GANConfig, first_block: int):
+        super().__init__()
+        widths = config.block_widths
+        self.blocks = nn.ModuleList(_generator_block(config, i) for i in range(first_block, len(widths)))
+        self.to_image = nn.Conv2d(widths[-1], config.image_channels, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            hidden = block(hidden)
+        return torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
+
+
+def _generator_block(config: GANConfig, index: int) -> GANGeneratorBlock:
+    widths = config.block_widths
+    return GANGeneratorBlock(
+        widths[max(index - 1, 0)], widths[index], config.layers_per_block, index > 0, config.negative_slope
+    )
+
+
 class GANGenerator(GANPreTrainedModel):
-    """Maps latents (and class labels when conditional) to images in [-1, 1]."""
+    """
+    Maps latents (and class labels when conditional) to images in [-1, 1].
+
+    Multi-task (`config.task_names`): the mapping and the first `config.shared_blocks` blocks are shared, and each
+    task has its own head (late blocks + output layer) in `task_heads`; with `shared_blocks=None` everything is
+    shared and a task embedding joins the latent.
+    """
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
@@ -129,20 +200,18 @@ class GANGenerator(GANPreTrainedModel):
         if config.num_classes is not None:
             self.class_embedding = nn.Embedding(config.num_classes, config.class_embedding_size)
             mapping_in += config.class_embedding_size
+        if config.task_conditioned:
+            self.task_embedding = nn.Embedding(len(config.task_names), config.task_embedding_size)
+            mapping_in += config.task_embedding_size
         self.mapping = nn.Linear(mapping_in, widths[0] * 4 * 4)
         self.mapping_activation = nn.LeakyReLU(config.negative_slope)
         self.mapping_norm = GANPixelNorm()
-        self.blocks = nn.ModuleList(
-            GANGeneratorBlock(
-                widths[max(i - 1, 0)],
-                widths[i],
-                config.layers_per_block,
-                upsample=i > 0,
-                negative_slope=config.negative_slope,
-            )
-            for i in range(len(widths))
-        )
-        self.to_image = nn.Conv2d(widths[-1], config.image_channels, 1)
+        shared = config.num_shared_blocks
+        self.blocks = nn.ModuleList(_generator_block(config, i) for i in range(shared))
+        if config.is_multitask and not config.task_conditioned:
+            self.task_heads = nn.ModuleDict({task: GANGeneratorHead(config, shared) for task in config.task_names})
+        else:
+            self.to_image = nn.Conv2d(widths[-1], config.image_channels, 1)
         self.post_init()
 
     def sample_latents(
@@ -153,8 +222,13 @@ class GANGenerator(GANPreTrainedModel):
         return latents.to(device if device is not None else self.device)
 
     def forward(
-        self, latents: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+        self,
+        latents: torch.Tensor,
+        class_labels: torch.LongTensor | None = None,
+        task: str | list[str] | torch.LongTensor | None = None,
+        return_dict: bool = True,
     ) -> GANGeneratorOutput | tuple:
+        task_ids = self.task_ids(task, latents.shape[0])
         if self.config.num_classes is not None:
             if class_labels is None:
                 raise ValueError(
@@ -163,11 +237,17 @@ class GANGenerator(GANPreTrainedModel):
             latents = torch.cat([latents, self.class_embedding(class_labels)], dim=1)  # (B, Z) -> (B, Z+E)
         elif class_labels is not None:
             raise ValueError("This generator is unconditional (config.num_classes is None): drop class_labels.")
+        if self.config.task_conditioned:
+            latents = torch.cat([latents, self.task_embedding(task_ids)], dim=1)  # (B, Z') -> (B, Z'+T)
         hidden = self.mapping(latents).reshape(latents.shape[0], -1, 4, 4)  # (B, Z) -> (B, W0, 4, 4)
         hidden = self.mapping_norm(self.mapping_activation(hidden))
         for block in self.blocks:
             hidden = block(hidden)  # (B, W_i, R, R) -> (B, W_i+1, 2R, 2R)
-        images = torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
+        if hasattr(self, "task_heads"):
+            heads = [self.task_heads[name] for name in self.config.task_names]
+            images = _route(task_ids, heads, hidden)  # each example through its task's head
+        else:
+            images = torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
         if not return_dict:
             return (images,)
         return GANGeneratorOutput(images=images)
@@ -192,14 +272,24 @@ class GANDiscriminator(GANPreTrainedModel):
         )
         self.activation = nn.LeakyReLU(slope)
         features = widths[-1] * 4 * 4
-        self.head = spectral_norm(nn.Linear(features, 1))
-        if config.num_classes is not None:
-            self.class_projection = spectral_norm(nn.Embedding(config.num_classes, features))
+        if config.is_multitask:
+            self.task_heads = nn.ModuleDict(
+                {task: GANDiscriminatorHead(config, features) for task in config.task_names}
+            )
+        else:
+            self.head = spectral_norm(nn.Linear(features, 1))
+            if config.num_classes is not None:
+                self.class_projection = spectral_norm(nn.Embedding(config.num_classes, features))
         self.post_init()
 
     def forward(
-        self, images: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+        self,
+        images: torch.Tensor,
+        class_labels: torch.LongTensor | None = None,
+        task: str | list[str] | torch.LongTensor | None = None,
+        return_dict: bool = True,
     ) -> GANDiscriminatorOutput | tuple:
+        task_ids = self.task_ids(task, images.shape[0])
         if self.config.num_classes is not None and class_labels is None:
             raise ValueError(
                 f"This discriminator is class-conditional ({self.config.num_classes} classes): pass class_labels."
@@ -210,13 +300,35 @@ class GANDiscriminator(GANPreTrainedModel):
         if self.config.minibatch_std:
             hidden = _minibatch_std(hidden)  # (B, W, 4, 4) -> (B, W+1, 4, 4)
         features = self.final_block(hidden).flatten(1)  # (B, W*16)
-        logits = self.head(features).squeeze(1)  # (B,)
-        if self.config.num_classes is not None:
-            # Projection discriminator (Miyato & Koyama, 2018): the class enters as an inner product.
-            logits = logits + (self.class_projection(class_labels) * features).sum(dim=1)
+        if task_ids is not None:
+            heads = [self.task_heads[name] for name in self.config.task_names]
+            logits = _route(task_ids, heads, features, class_labels)  # (B,)
+        else:
+            logits = _projection_logits(self.head, getattr(self, "class_projection", None), features, class_labels)
         if not return_dict:
             return (logits,)
         return GANDiscriminatorOutput(logits=logits)
+
+
+def _projection_logits(head: nn.Module, class_projection: nn.Module | None, features, class_labels) -> torch.Tensor:
+    logits = head(features).squeeze(1)  # (B,)
+    if class_projection is not None:
+        # Projection discriminator (Miyato & Koyama, 2018): the class enters as an inner product.
+        logits = logits + (class_projection(class_labels) * features).sum(dim=1)
+    return logits
+
+
+class GANDiscriminatorHead(nn.Module):
+    """One task's output head on the shared discriminator trunk (with its own class projection when conditional)."""
+
+    def __init__(self, config: GANConfig, features: int):
+        super().__init__()
+        self.head = spectral_norm(nn.Linear(features, 1))
+        if config.num_classes is not None:
+            self.class_projection = spectral_norm(nn.Embedding(config.num_classes, features))
+
+    def forward(self, features: torch.Tensor, class_labels: torch.LongTensor | None = None) -> torch.Tensor:
+        return _projection_logits(self.head, getattr(self, "class_projection", None), features, class_labels)
 
 
 class GANModel(GANPreTrainedModel):
@@ -242,6 +354,10 @@ class GANModel(GANPreTrainedModel):
         self.post_init()
 
     def forward(
-        self, latents: torch.Tensor, class_labels: torch.LongTensor | None = None, return_dict: bool = True
+        self,
+        latents: torch.Tensor,
+        class_labels: torch.LongTensor | None = None,
+        task: str | list[str] | torch.LongTensor | None = None,
+        return_dict: bool = True,
     ) -> GANGeneratorOutput | tuple:
-        return self.generator(latents, class_labels=class_labels, return_dict=return_dict)
+        return self.generator(latents, class_labels=class_labels, task=task, return_dict=return_dict)

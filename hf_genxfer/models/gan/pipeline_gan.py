@@ -38,6 +38,7 @@ class GANPipeline(DiffusionPipeline):
     >>> pipe = GANPipeline.from_pretrained("path/to/run")  # a folder written by `genxfer train`
     >>> out = pipe(batch_size=16, generator=torch.Generator().manual_seed(0))
     >>> out.images[0].save("sample.png")
+    >>> pipe(batch_size=4, task="letters")  # a multi-task GAN samples one of its tasks by name
     ```
     """
 
@@ -52,6 +53,7 @@ class GANPipeline(DiffusionPipeline):
         self,
         batch_size: int = 1,
         class_labels: int | list[int] | torch.LongTensor | None = None,
+        task: str | list[str] | None = None,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -62,6 +64,8 @@ class GANPipeline(DiffusionPipeline):
             batch_size (`int`, defaults to 1): how many images to sample.
             class_labels (`int`, `list[int]` or `torch.LongTensor`, *optional*): the class of each image for a
                 class-conditional generator; one int for all, or one per image; drawn at random when omitted.
+            task (`str` or `list[str]`, *optional*): for a multi-task GAN, the task to sample (one name for all, or
+                one per image).
             generator (`torch.Generator`, *optional*): makes sampling deterministic.
             latents (`torch.Tensor`, *optional*): latents of shape (batch_size, latent_size) to use instead of noise.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
@@ -96,7 +100,7 @@ class GANPipeline(DiffusionPipeline):
                 )
         # 3. generate
         labels_on_device = None if class_labels is None else class_labels.to(self.device)
-        images = model(latents.to(self.device, model.dtype), class_labels=labels_on_device).images
+        images = model(latents.to(self.device, model.dtype), class_labels=labels_on_device, task=task).images
         # 4. convert from [-1, 1] to the requested output type
         images = (images.float() / 2 + 0.5).clamp(0, 1).cpu()
         if output_type != "pt":
