@@ -38,6 +38,7 @@ class ImageDataRecipe:
     classes: list[int] | None = None  # keep only these classes
     shots_per_class: int | None = None  # seeded few-shot subset of the training part
     held_out_fraction: float = 0.2  # the seeded, stratified part kept for evaluation
+    tasks: dict[str, dict] | None = None  # multi-task: per task, the fields above that differ (e.g. classes)
     seed: int = 0
 
 
@@ -135,6 +136,18 @@ class TransferRecipe:
 
 
 @dataclass
+class MultitaskRecipe:
+    """How a multi-task run mixes its tasks and weighs their losses."""
+
+    mixing: Literal["proportional", "round_robin", "temperature"] = "proportional"
+    cap: int | None = None  # proportional: examples counted per task at most (T5's K)
+    temperature: float = 2.0  # temperature mixing: rate ~ size ** (1 / temperature)
+    loss_weighting: Literal["equal", "fixed", "uncertainty", "gradnorm", "pcgrad"] = "equal"
+    task_weights: dict[str, float] | None = None  # fixed weighting
+    gradnorm_alpha: float = 1.5
+
+
+@dataclass
 class Recipe:
     family: Literal["gan", "seq2seq"]
     output_dir: str
@@ -145,6 +158,7 @@ class Recipe:
     training: TrainingRecipe = field(default_factory=TrainingRecipe)
     evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
     transfer: TransferRecipe = field(default_factory=TransferRecipe)
+    multitask: MultitaskRecipe = field(default_factory=MultitaskRecipe)
 
 
 SECTION_TYPES = {"gan": ImageDataRecipe, "seq2seq": TextDataRecipe}
@@ -270,7 +284,38 @@ def validate_recipe(raw: dict) -> Recipe:
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
     _check_transfer(recipe)
+    _check_multitask(recipe)
     return recipe
+
+
+def _check_multitask(recipe: Recipe) -> None:
+    tasks = getattr(recipe.data, "tasks", None)
+    names = recipe.model.get("task_names")
+    if tasks is None:
+        if names is not None:
+            raise RecipeError("model.task_names needs data.tasks: give each task its data (e.g. its classes).")
+        return
+    if recipe.family == "gan" and recipe.init_from == "scratch" and sorted(tasks) != sorted(names or []):
+        raise RecipeError(
+            f"data.tasks ({', '.join(tasks)}) and model.task_names ({', '.join(names or [])}) must name the same tasks."
+        )
+    allowed = [f.name for f in dataclasses.fields(type(recipe.data)) if f.name != "tasks"]
+    for task, overrides in tasks.items():
+        if not isinstance(overrides, dict):
+            raise RecipeError(f"data.tasks.{task} must be a mapping of data fields, got {overrides!r}.")
+        for key in overrides:
+            if key not in allowed:
+                raise RecipeError(f"Unknown recipe key data.tasks.{task}.{key}.{_suggest(key, allowed)}")
+    weights = recipe.multitask.task_weights
+    if recipe.multitask.loss_weighting == "fixed" and (weights is None or sorted(weights) != sorted(tasks)):
+        raise RecipeError("multitask.loss_weighting=fixed needs multitask.task_weights with one weight per task.")
+
+
+def task_data(data, task: str):
+    """The data section of one task of a multi-task recipe: the shared fields updated by the task's own."""
+    values = {f.name: getattr(data, f.name) for f in dataclasses.fields(data) if f.name != "tasks"}
+    values.update(data.tasks[task])
+    return _build(type(data), values, f"data.tasks.{task}")
 
 
 def _check_transfer(recipe: Recipe) -> None:

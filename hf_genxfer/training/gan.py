@@ -12,7 +12,8 @@ from transformers import get_scheduler
 
 from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
 from ..models.gan import GANConfig, GANGenerator, GANModel, GANPipeline
-from ..recipes import ImageDataRecipe, Recipe
+from ..multitask import TaskMixer, build_loss_weighting
+from ..recipes import ImageDataRecipe, Recipe, task_data
 from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
 from ..utils import image_grid
 from .batches import IndexStream
@@ -98,9 +99,17 @@ def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
 
 @torch.no_grad()
 def generate_images(
-    generator: GANGenerator, num_images: int, labels: torch.Tensor | None, seed: int, batch_size: int = 256
+    generator: GANGenerator,
+    num_images: int,
+    labels: torch.Tensor | None,
+    seed: int,
+    batch_size: int = 256,
+    task: str | None = None,
 ) -> torch.Tensor:
-    """`num_images` samples (N, C, H, W) in [-1, 1] from seeded latents; `labels` (cycled) for a conditional model."""
+    """
+    `num_images` samples (N, C, H, W) in [-1, 1] from seeded latents; `labels` (cycled) for a conditional model,
+    `task` for a multi-task one.
+    """
     was_training = generator.training
     generator.eval()
     noise = torch.Generator().manual_seed(seed)
@@ -111,7 +120,7 @@ def generate_images(
         batch_labels = None
         if generator.config.num_classes is not None:
             batch_labels = labels[torch.arange(start, start + count) % len(labels)].to(generator.device)
-        chunks.append(generator(latents, class_labels=batch_labels).images.float().cpu())
+        chunks.append(generator(latents, class_labels=batch_labels, task=task).images.float().cpu())
     generator.train(was_training)
     return torch.cat(chunks)
 
@@ -123,14 +132,18 @@ def score_generator(
     num_samples: int,
     feature_network: str = "digits",
     seed: int = 0,
+    task: str | None = None,
 ) -> dict:
-    """FID and KID of `num_samples` generated images against the real ones (conditional: the real label mix)."""
+    """
+    FID and KID of `num_samples` generated images against the real ones (conditional: the real label mix;
+    multi-task: the images of `task`).
+    """
     from ..evaluation import extract_features, load_metric
 
     labels = None
     if generator.config.num_classes is not None:
         labels = real_labels[torch.randperm(len(real_labels), generator=torch.Generator().manual_seed(seed))]
-    generated = generate_images(generator, num_samples, labels, seed)
+    generated = generate_images(generator, num_samples, labels, seed, task=task)
     # Features once, for both metrics.
     features = {
         "predictions_features": extract_features(generated, feature_network),
@@ -165,17 +178,56 @@ class GANRun(Run):
         training = recipe.training
         self.model, report = build_gan(recipe)
         self.config = self.model.config
+        self.task_names = self.config.task_names
         with accelerator.main_process_first():
-            splits = load_image_splits(recipe.data, self.config)
-        self.train_images, self.train_labels = splits["train"]
-        self.held_out_images, self.held_out_labels = splits["held_out"]
-        self.stream = IndexStream(
-            len(self.train_images),
-            training.batch_size,
-            recipe.seed,
-            accelerator.process_index,
-            accelerator.num_processes,
-        )
+            if self.task_names is None:
+                splits = {None: load_image_splits(recipe.data, self.config)}
+            else:
+                splits = {
+                    task: load_image_splits(task_data(recipe.data, task), self.config) for task in self.task_names
+                }
+        # One tensor of training images for all tasks; a task's images start at its offset.
+        self.held_out = {task: split["held_out"] for task, split in splits.items()}
+        self.train_images = torch.cat([split["train"][0] for split in splits.values()])
+        labels = [split["train"][1] for split in splits.values()]
+        self.train_labels = None if labels[0] is None else torch.cat(labels)
+        sizes = {task: len(split["train"][0]) for task, split in splits.items()}
+        self.task_offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()[:-1]]))
+        if self.task_names is None:
+            self.held_out_images, self.held_out_labels = self.held_out[None]
+            self.stream = IndexStream(
+                len(self.train_images),
+                training.batch_size,
+                recipe.seed,
+                accelerator.process_index,
+                accelerator.num_processes,
+            )
+        else:
+            multitask = recipe.multitask
+            self.mixer = TaskMixer(
+                sizes,
+                strategy=multitask.mixing,
+                cap=multitask.cap,
+                temperature=multitask.temperature,
+                seed=recipe.seed,
+                process_index=accelerator.process_index,
+                num_processes=accelerator.num_processes,
+            )
+            self.task_streams = None
+            if multitask.loss_weighting in ("gradnorm", "pcgrad"):
+                # Gradient-based weightings compare every task's gradient at each step: each batch holds every
+                # task, in numbers following the mixing rates (at least one example each).
+                counts = {task: max(1, round(rate * training.batch_size)) for task, rate in self.mixer.rates.items()}
+                self.task_streams = {
+                    task: IndexStream(
+                        sizes[task],
+                        counts[task],
+                        recipe.seed + k,
+                        accelerator.process_index,
+                        accelerator.num_processes,
+                    )
+                    for k, task in enumerate(self.task_names)
+                }
         self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
@@ -195,10 +247,21 @@ class GANRun(Run):
                 )
         self.augment = DiffAugment(transfer.diffaugment) if transfer.diffaugment else None
 
+        self.weighting = None
+        if self.task_names is not None:
+            multitask = recipe.multitask
+            options = {"weights": multitask.task_weights} if multitask.loss_weighting == "fixed" else {}
+            if multitask.loss_weighting == "gradnorm":
+                options["alpha"] = multitask.gradnorm_alpha
+            self.weighting = build_loss_weighting(multitask.loss_weighting, self.task_names, **options)
+
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
+        generator_groups = parameter_groups(self.model.generator, training.learning_rate, transfer)
+        if self.weighting is not None and any(True for _ in self.weighting.parameters()):
+            generator_groups.append({"params": list(self.weighting.parameters()), "lr": training.learning_rate})
         generator_optimizer = torch.optim.Adam(
-            parameter_groups(self.model.generator, training.learning_rate, transfer),
+            generator_groups,
             lr=training.learning_rate,
             betas=betas,
         )
@@ -226,6 +289,24 @@ class GANRun(Run):
             self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers
         )
         self.generator_module = accelerator.unwrap_model(self.generator)
+        if self.weighting is not None:
+            self.weighting.to(accelerator.device)
+            shared = [
+                p
+                for n, p in self.generator_module.named_parameters()
+                if p.requires_grad and not n.startswith("task_heads.")
+            ]
+            # GradNorm balances gradient norms at the last shared layer; PCGrad projects on every shared weight.
+            last = (
+                self.generator_module.blocks[-1]
+                if len(self.generator_module.blocks)
+                else self.generator_module.mapping
+            )
+            self.shared_parameters = (
+                [p for p in last.parameters() if p.requires_grad]
+                if self.recipe.multitask.loss_weighting == "gradnorm"
+                else shared
+            )
         if self.regularizer is not None:
             self.regularizer.to(accelerator.device)
         self.discriminator_module = accelerator.unwrap_model(self.discriminator)
@@ -237,6 +318,14 @@ class GANRun(Run):
         self.sample_labels = None
         if self.config.num_classes is not None:
             self.sample_labels = self.classes[torch.arange(64) % len(self.classes)]
+        self.sample_tasks = None
+        if self.task_names is not None:  # one row of the grid per task, in turn
+            self.sample_tasks = [self.task_names[(i // 8) % len(self.task_names)] for i in range(64)]
+            if self.config.num_classes is not None:
+                task_classes = {task: torch.unique(split["train"][1]) for task, split in splits.items()}
+                self.sample_labels = torch.stack(
+                    [task_classes[task][i % len(task_classes[task])] for i, task in enumerate(self.sample_tasks)]
+                )
 
     def _fisher_batches(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Seeded latents (and labels) on which EWC measures how much each generator weight matters to the source."""
@@ -248,18 +337,35 @@ class GANRun(Run):
             labels = None
             if self.config.num_classes is not None:
                 labels = self.classes[torch.randint(0, len(self.classes), (batch,), generator=noise)]
-            batches.append((latents, labels))
+            tasks = None
+            if self.task_names is not None:
+                tasks = torch.randint(0, len(self.task_names), (batch,), generator=noise)
+            batches.append((latents, labels, tasks))
         return batches
 
     def _fisher_loss(self, generator: torch.nn.Module, batch) -> torch.Tensor:
         """The generator's adversarial loss against the source discriminator (EWC for GANs, Li et al. 2020)."""
-        latents, labels = batch
-        fake = generator(latents, class_labels=labels).images
-        logits = self.model.discriminator(fake, class_labels=labels).logits
+        latents, labels, tasks = batch
+        fake = generator(latents, class_labels=labels, task=tasks).images
+        logits = self.model.discriminator(fake, class_labels=labels, task=tasks).logits
         return generator_loss(logits, self.config.adversarial_loss)
 
     def checkpointed_objects(self) -> list:
-        return [self.noise] + ([self.ema] if self.ema is not None else [])
+        extras = [self.ema] if self.ema is not None else []
+        extras += [self.weighting] if self.weighting is not None else []
+        return [self.noise, *extras]
+
+    def _batch(self, batch_number: int) -> tuple[list[int], torch.Tensor | None]:
+        """Example indices of a batch and, for a multi-task run, each example's task index."""
+        if self.task_names is None:
+            return self.stream.indices(batch_number), None
+        if self.task_streams is not None:
+            pairs = [(task, i) for task, stream in self.task_streams.items() for i in stream.indices(batch_number)]
+        else:
+            pairs = self.mixer.mixed_batch(batch_number, self.recipe.training.batch_size)
+        indices = [self.task_offsets[task] + index for task, index in pairs]
+        task_ids = torch.tensor([self.task_names.index(task) for task, _ in pairs], device=self.accelerator.device)
+        return indices, task_ids
 
     def trained_modules(self) -> list[torch.nn.Module]:
         return [self.generator, self.discriminator]
@@ -274,16 +380,18 @@ class GANRun(Run):
         training = self.recipe.training
         kind = self.config.adversarial_loss
         device = self.accelerator.device
-        indices = self.stream.indices(batch_number)
+        indices, task_ids = self._batch(batch_number)
         real = self.train_images[indices].to(device)
         real_labels = self.train_labels[indices].to(device) if self.config.num_classes is not None else None
         batch = real.shape[0]
+        both_tasks = None if task_ids is None else torch.cat([task_ids, task_ids])
 
         # (1) discriminator step: real and fake in one forward pass, so the DDP wrapper runs once per backward.
         latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
-        fake_labels = self._fake_labels(batch)
+        # A multi-task batch keeps each example's task and class for its fake twin (tasks may own different classes).
+        fake_labels = self._fake_labels(batch) if task_ids is None else real_labels
         with torch.no_grad():
-            fake = self.generator_module(latents, class_labels=fake_labels).images
+            fake = self.generator_module(latents, class_labels=fake_labels, task=task_ids).images
         apply_r1 = training.r1_gamma > 0 and batch_number % training.r1_every == 0
         real = real.detach().requires_grad_(apply_r1)
         images = torch.cat([real, fake])
@@ -291,7 +399,7 @@ class GANRun(Run):
             images = self.augment(images)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         with self.accelerator.autocast():
-            logits = self.discriminator(images, class_labels=labels).logits.float()
+            logits = self.discriminator(images, class_labels=labels, task=both_tasks).logits.float()
         real_logits, fake_logits = logits[:batch], logits[batch:]
         d_loss = discriminator_loss(real_logits, fake_logits, kind)
         losses = {
@@ -312,25 +420,44 @@ class GANRun(Run):
 
         # (2) generator step: D is called unwrapped with frozen weights, so no D gradients exist or sync.
         latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
-        fake_labels = self._fake_labels(batch)
+        fake_labels = self._fake_labels(batch) if task_ids is None else real_labels
         self.discriminator_module.requires_grad_(False)
         with self.accelerator.autocast():
-            fake = self.generator(latents, class_labels=fake_labels).images
+            fake = self.generator(latents, class_labels=fake_labels, task=task_ids).images
             if self.augment is not None:
                 fake = self.augment(fake)
-            fake_logits = self.discriminator_module(fake, class_labels=fake_labels).logits.float()
+            fake_logits = self.discriminator_module(fake, class_labels=fake_labels, task=task_ids).logits.float()
         g_loss = generator_loss(fake_logits, kind)
         losses["loss_g"] = g_loss.detach()
-        if self.regularizer is not None:  # L2-SP / EWC: keep the generator near the source weights
-            penalty = self.regularizer.penalty()
-            g_loss = g_loss + penalty
-            losses["regularizer"] = penalty.detach()
-        self.accelerator.backward(g_loss)
+        if task_ids is None:
+            if self.regularizer is not None:  # L2-SP / EWC: keep the generator near the source weights
+                penalty = self.regularizer.penalty()
+                g_loss = g_loss + penalty
+                losses["regularizer"] = penalty.detach()
+            self.accelerator.backward(g_loss)
+        else:
+            # Multi-task: one generator loss per task, combined by the recipe's loss weighting.
+            task_losses = {
+                name: generator_loss(fake_logits[task_ids == k], kind)
+                for k, name in enumerate(self.task_names)
+                if bool((task_ids == k).any())
+            }
+            self.weighting.backward(
+                task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
+            )
+            losses.update({f"loss_g/{name}": value.detach() for name, value in task_losses.items()})
+            if self.regularizer is not None:  # after the weighting, which may write the shared gradients itself
+                penalty = self.regularizer.penalty()
+                self.accelerator.backward(penalty)
+                losses["regularizer"] = penalty.detach()
         self.discriminator_module.requires_grad_(True)
         if self.accelerator.sync_gradients and training.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.generator.parameters(), training.max_grad_norm)
         self.generator_optimizer.step()
         self.generator_scheduler.step()
+        if self.weighting is not None and self.accelerator.sync_gradients:
+            self.weighting.step()  # GradNorm's weight update; nothing for the others
+            losses.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
         self.generator_optimizer.zero_grad(set_to_none=True)
         return losses
 
@@ -357,7 +484,9 @@ class GANRun(Run):
         """The 64 fixed-latent samples of the grids (same latents every time, so grids show progress)."""
         self.generator_module.eval()
         labels = None if self.sample_labels is None else self.sample_labels.to(self.accelerator.device)
-        images = self.generator_module(self.sample_latents.to(self.accelerator.device), class_labels=labels).images
+        images = self.generator_module(
+            self.sample_latents.to(self.accelerator.device), class_labels=labels, task=self.sample_tasks
+        ).images
         self.generator_module.train()
         return images
 
@@ -394,16 +523,28 @@ class GANRun(Run):
 
     def evaluate(self) -> dict:
         evaluation = self.recipe.evaluation
-        scores = self._with_ema(
-            lambda: score_generator(
+
+        def score(task):
+            images, labels = self.held_out[task]
+            return score_generator(
                 self.generator_module,
-                self.held_out_images,
-                self.held_out_labels,
+                images,
+                labels,
                 evaluation.num_samples,
                 evaluation.feature_network,
                 seed=self.recipe.seed,
+                task=task,
             )
-        )
+
+        if self.task_names is None:
+            scores = self._with_ema(lambda: score(None))
+        else:  # per-task scores, and their mean under the usual names
+            per_task = self._with_ema(lambda: {task: score(task) for task in self.task_names})
+            scores = {
+                "fid": sum(s["fid"] for s in per_task.values()) / len(per_task),
+                "kid": sum(s["kid"] for s in per_task.values()) / len(per_task),
+                "per_task": per_task,
+            }
         scores["num_train_images"] = len(self.train_images)
         return scores
 

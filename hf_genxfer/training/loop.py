@@ -112,6 +112,11 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 def build_accelerator(recipe: Recipe, **kwargs) -> Accelerator:
     training = recipe.training
     log_with = None if training.report_to in ("none", "", None) else training.report_to
+    if recipe.model.get("task_names"):
+        # A multi-task batch may leave a task's head unused; DDP must not wait for its gradients.
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        kwargs.setdefault("kwargs_handlers", []).append(DistributedDataParallelKwargs(find_unused_parameters=True))
     return Accelerator(
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         mixed_precision=training.mixed_precision,
