@@ -216,6 +216,9 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
             json.dump(metrics, handle, indent=2)
         with open(os.path.join(recipe.output_dir, "training_history.json"), "w", encoding="utf-8") as handle:
             json.dump(state.history, handle)
+        from ..cards import write_model_card
+
+        write_model_card(recipe.output_dir)
     accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=state.step)
     accelerator.end_training()
     return metrics
