@@ -10,7 +10,7 @@ from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe
 from hf_genxfer.recipes import apply_overrides, validate_recipe
 from hf_genxfer.training.loop import train
 
-RECIPES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "recipes", "*.yaml")))
+RECIPES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "recipes", "*.yaml")))  # not accelerate/*
 TINY_TRAINING = [
     "training.max_steps=2",
     "training.checkpoint_every=2",
