@@ -42,10 +42,13 @@ def command_train(args) -> int:
         print(yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False).rstrip())
         print(describe_model(recipe))
         return 0
+    from accelerate import PartialState
+
     from .training.loop import train
 
     metrics = train(recipe)
-    print(json.dumps(metrics, indent=2))
+    if PartialState().is_main_process:
+        print(json.dumps(metrics, indent=2))
     return 0
 
 

@@ -109,6 +109,14 @@ def _flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _has_accelerator_device() -> bool:
+    return (
+        torch.cuda.is_available()
+        or (hasattr(torch, "xpu") and torch.xpu.is_available())
+        or torch.backends.mps.is_available()
+    )
+
+
 def build_accelerator(recipe: Recipe, **kwargs) -> Accelerator:
     training = recipe.training
     log_with = None if training.report_to in ("none", "", None) else training.report_to
@@ -117,6 +125,9 @@ def build_accelerator(recipe: Recipe, **kwargs) -> Accelerator:
         from accelerate.utils import DistributedDataParallelKwargs
 
         kwargs.setdefault("kwargs_handlers", []).append(DistributedDataParallelKwargs(find_unused_parameters=True))
+    # Without an accelerator device, ask for the CPU explicitly: then a multi-process launch (the MULTI_GPU
+    # distributed type of recipes/accelerate/multi_process_cpu.yaml) runs real gloo processes instead of N copies.
+    kwargs.setdefault("cpu", not _has_accelerator_device())
     return Accelerator(
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         mixed_precision=training.mixed_precision,

@@ -60,3 +60,38 @@ def test_two_processes_stay_in_sync(tmp_path, family):
         torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0, msg=key)
     if family == "seq2seq":
         assert summary["metrics"]["num_examples"] == 9  # every test example once, gathered from both ranks
+
+
+def test_accelerate_launch_with_the_shipped_multi_process_config(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = tiny_gan_recipe(tmp_path / "run", max_steps=2)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    config = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "accelerate", "multi_process_cpu.yaml")
+    launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    result = subprocess.run(
+        [
+            launcher,
+            "launch",
+            "--config_file",
+            config,
+            "--main_process_port",
+            "29561",
+            "-m",
+            "hf_genxfer",
+            "train",
+            str(recipe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Each process saved its own random state: two real processes ran.
+    states = glob.glob(str(tmp_path / "run" / "checkpoints" / "checkpoint-2" / "random_states_*.pkl"))
+    assert len(states) == 2 and os.path.isfile(tmp_path / "run" / "model.safetensors")
