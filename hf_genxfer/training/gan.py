@@ -160,16 +160,33 @@ def score_generator(
 
 
 class NoiseState:
-    """The seeded CPU generator behind latents and fake labels, saved in checkpoints so that resuming is exact."""
+    """
+    The seeded CPU generator behind latents and fake labels, saved in checkpoints so that resuming is exact. Each
+    process has its own; accelerate writes custom state from the main process only, so the state holds every
+    process's generator (gathered) and each process takes back its own.
+    """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, process_index: int = 0, num_processes: int = 1):
         self.generator = torch.Generator().manual_seed(seed)
+        self.process_index = process_index
+        self.num_processes = num_processes
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        state = self.generator.get_state()
+        if self.num_processes == 1:
+            return {"generators": [state]}
+        from accelerate.utils import gather_object
+
+        return {"generators": gather_object([state])}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        generators = state["generators"]
+        if len(generators) != self.num_processes:
+            raise ValueError(
+                f"This checkpoint was written by {len(generators)} process(es) and this run has {self.num_processes}: "
+                "resume with the same number of processes."
+            )
+        self.generator.set_state(generators[self.process_index])
 
 
 class GANRun(Run):
@@ -228,7 +245,9 @@ class GANRun(Run):
                     )
                     for k, task in enumerate(self.task_names)
                 }
-        self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
+        self.noise = NoiseState(
+            recipe.seed * 7919 + accelerator.process_index, accelerator.process_index, accelerator.num_processes
+        )
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
 

@@ -95,3 +95,27 @@ def test_accelerate_launch_with_the_shipped_multi_process_config(tmp_path):
     # Each process saved its own random state: two real processes ran.
     states = glob.glob(str(tmp_path / "run" / "checkpoints" / "checkpoint-2" / "random_states_*.pkl"))
     assert len(states) == 2 and os.path.isfile(tmp_path / "run" / "model.safetensors")
+
+
+def _train_crash_resume(raw: dict, stop_after: int | None) -> None:
+    torch.set_num_threads(1)
+    from hf_genxfer.recipes import validate_recipe
+    from hf_genxfer.training.loop import train
+
+    train(validate_recipe(raw), stop_after_steps=stop_after)
+
+
+def test_two_process_gan_resume_is_exact(tmp_path):
+    from accelerate import debug_launcher
+    from safetensors.torch import load_file
+
+    straight = tiny_gan_recipe(tmp_path / "straight", max_steps=4)
+    debug_launcher(_train_crash_resume, args=(straight, None), num_processes=2)
+    crashed = tiny_gan_recipe(tmp_path / "crashed", max_steps=4)
+    debug_launcher(_train_crash_resume, args=(crashed, 2), num_processes=2)
+    crashed["training"]["resume_from_checkpoint"] = "latest"
+    debug_launcher(_train_crash_resume, args=(crashed, None), num_processes=2)
+    a = load_file(os.path.join(straight["output_dir"], "model.safetensors"))
+    b = load_file(os.path.join(crashed["output_dir"], "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
