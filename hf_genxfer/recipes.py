@@ -145,6 +145,8 @@ class MultitaskRecipe:
     loss_weighting: Literal["equal", "fixed", "uncertainty", "gradnorm", "pcgrad"] = "equal"
     task_weights: dict[str, float] | None = None  # fixed weighting
     gradnorm_alpha: float = 1.5
+    train_tasks: list[str] | None = None  # the tasks whose data trains the model (default: all); all are evaluated
+    init_new_tasks_from: dict[str, str] | None = None  # adding a task: {new task: existing task whose parts it copies}
 
 
 @dataclass
@@ -306,6 +308,9 @@ def _check_multitask(recipe: Recipe) -> None:
         for key in overrides:
             if key not in allowed:
                 raise RecipeError(f"Unknown recipe key data.tasks.{task}.{key}.{_suggest(key, allowed)}")
+    train_tasks = recipe.multitask.train_tasks
+    if train_tasks is not None and (not train_tasks or any(task not in tasks for task in train_tasks)):
+        raise RecipeError(f"multitask.train_tasks must be a non-empty subset of data.tasks ({', '.join(tasks)}).")
     weights = recipe.multitask.task_weights
     if recipe.multitask.loss_weighting == "fixed" and (weights is None or sorted(weights) != sorted(tasks)):
         raise RecipeError("multitask.loss_weighting=fixed needs multitask.task_weights with one weight per task.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
@@ -94,7 +95,22 @@ def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
     config.base_model = recipe.init_from
     target = GANModel(config)
     report = transfer_parameters(source, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude)
+    for new_task, existing in (recipe.multitask.init_new_tasks_from or {}).items():
+        copy_task_parts(target, existing, new_task)
     return target, report
+
+
+def copy_task_parts(model: GANModel, existing: str, new_task: str) -> None:
+    """Adding a task: its generator and discriminator heads start as copies of an existing task's."""
+    names = model.config.task_names or []
+    for task in (existing, new_task):
+        if task not in names:
+            raise ValueError(
+                f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
+            )
+    for part in (model.generator, model.discriminator):
+        if hasattr(part, "task_heads"):
+            part.task_heads[new_task].load_state_dict(part.task_heads[existing].state_dict())
 
 
 @torch.no_grad()
@@ -221,8 +237,9 @@ class GANRun(Run):
             )
         else:
             multitask = recipe.multitask
+            train_tasks = multitask.train_tasks or self.task_names
             self.mixer = TaskMixer(
-                sizes,
+                {task: sizes[task] for task in train_tasks},
                 strategy=multitask.mixing,
                 cap=multitask.cap,
                 temperature=multitask.temperature,
@@ -244,6 +261,7 @@ class GANRun(Run):
                         accelerator.num_processes,
                     )
                     for k, task in enumerate(self.task_names)
+                    if task in self.mixer.rates
                 }
         self.noise = NoiseState(
             recipe.seed * 7919 + accelerator.process_index, accelerator.process_index, accelerator.num_processes
@@ -272,7 +290,9 @@ class GANRun(Run):
             options = {"weights": multitask.task_weights} if multitask.loss_weighting == "fixed" else {}
             if multitask.loss_weighting == "gradnorm":
                 options["alpha"] = multitask.gradnorm_alpha
-            self.weighting = build_loss_weighting(multitask.loss_weighting, self.task_names, **options)
+            self.weighting = build_loss_weighting(
+                multitask.loss_weighting, multitask.train_tasks or self.task_names, **options
+            )
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
@@ -564,8 +584,22 @@ class GANRun(Run):
                 "kid": sum(s["kid"] for s in per_task.values()) / len(per_task),
                 "per_task": per_task,
             }
+            forgetting = self._forgetting(per_task)
+            if forgetting:
+                scores["forgetting_fid"] = forgetting
         scores["num_train_images"] = len(self.train_images)
         return scores
+
+    def _forgetting(self, per_task: dict) -> dict:
+        """FID change of the tasks that the source model already had (positive: the task got worse)."""
+        if self.recipe.init_from == "scratch":
+            return {}
+        path = os.path.join(self.recipe.init_from, "metrics.json")
+        if not os.path.isfile(path):
+            return {}
+        with open(path, encoding="utf-8") as handle:
+            before = json.load(handle).get("per_task", {})
+        return {task: per_task[task]["fid"] - before[task]["fid"] for task in per_task if task in before}
 
     def save(self, output_dir: str) -> None:
         def write():

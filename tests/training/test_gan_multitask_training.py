@@ -79,3 +79,28 @@ def test_multitask_recipe_errors(tmp_path):
     del raw["multitask"]["task_weights"]
     with pytest.raises(RecipeError, match="needs multitask.task_weights"):
         validate_recipe(raw)
+
+
+def test_adding_a_task_measures_forgetting(tmp_path):
+    old = multitask_recipe(tmp_path / "old", max_steps=2)
+    train(validate_recipe(old))
+    raw = multitask_recipe(tmp_path / "new", max_steps=2)
+    raw["init_from"] = old["output_dir"]
+    raw["model"] = {"task_names": ["low", "high", "odd"]}
+    raw["data"]["tasks"]["odd"] = {"classes": [1, 3, 5, 7, 9], "shots_per_class": 3}
+    raw["multitask"] = {"train_tasks": ["odd"], "init_new_tasks_from": {"odd": "high"}}
+    raw["transfer"] = {"freeze": ["generator.mapping*", "generator.blocks.*", "generator.class_embedding*"]}
+    metrics = train(validate_recipe(raw))
+    assert set(metrics["per_task"]) == {"low", "high", "odd"}
+    assert set(metrics["forgetting_fid"]) == {"low", "high"}
+    before = load_file(os.path.join(old["output_dir"], "model.safetensors"))
+    after = load_file(os.path.join(raw["output_dir"], "model.safetensors"))
+    # The shared generator bottom was frozen; the old tasks' generator heads saw no data: both unchanged.
+    for key in before:
+        if key.startswith(
+            ("generator.mapping", "generator.blocks", "generator.task_heads.low", "generator.task_heads.high")
+        ):
+            torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
+    report = json.load(open(os.path.join(raw["output_dir"], "transfer_report.json")))["parameters"]
+    statuses = {e["name"]: e["status"] for e in report["entries"]}
+    assert statuses["generator.task_heads.odd.to_image.weight"] == "initialised"  # then copied from "high"
