@@ -94,6 +94,15 @@ def command_eval(args) -> int:
     return 0
 
 
+def command_push(args) -> int:
+    from .hub import push_run
+
+    _require_folder(args.folder)
+    info = push_run(args.folder, args.repo_id, private=args.private)
+    print(f"Pushed {args.folder} to {args.repo_id}: {info.commit_url}")
+    return 0
+
+
 def command_demo(args) -> int:
     from .demo import run_demo
 
@@ -152,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a bench field, e.g. seq2seq.target_language=de",
     )
     bench.set_defaults(handler=command_bench)
+
+    push = commands.add_parser("push", help="upload a run folder (weights, config, tokenizer, card, plots) to the Hub")
+    push.add_argument("folder")
+    push.add_argument("repo_id", help="e.g. your-name/digits-gan")
+    push.add_argument("--private", action="store_true")
+    push.set_defaults(handler=command_push)
 
     demo = commands.add_parser("demo", help="pretrain a digits GAN and an English number-to-words model")
     demo.add_argument("--out", default="demo_out")
