@@ -9,7 +9,9 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-SHARING_MODES = ("single",)
+SHARING_MODES = ("single", "hard", "shared_encoder", "shared_structure")
+# What each task owns in `sharing="shared_structure"`; everything else is shared.
+TASK_SPECIFIC_PARTS = ("lm_head", "top_decoder_layers", "lora")
 
 # The small backbone used when none is given: a BART sized for the built-in num2words corpora on a CPU.
 DEFAULT_BACKBONE = {
@@ -50,6 +52,14 @@ def default_backbone_config(tokenizer=None, **overrides) -> PreTrainedConfig:
     return AutoConfig.for_model(values.pop("model_type"), **values)
 
 
+def decoder_layer_count(backbone: PreTrainedConfig) -> int:
+    """Decoder layers of an encoder-decoder config (BART/Marian: `decoder_layers`, T5: `num_decoder_layers`)."""
+    for name in ("decoder_layers", "num_decoder_layers"):
+        if isinstance(getattr(backbone, name, None), int):
+            return getattr(backbone, name)
+    return backbone.get_text_config(decoder=True).num_hidden_layers
+
+
 @strict
 class Seq2SeqConfig(PreTrainedConfig):
     r"""
@@ -63,7 +73,30 @@ class Seq2SeqConfig(PreTrainedConfig):
         task_names (`list[str]`, *optional*, defaults to `["default"]`):
             Names of the tasks the model serves, e.g. one per language; unique, non-empty strings.
         sharing (`str`, *optional*, defaults to `"single"`):
-            How tasks share parameters. `"single"`: one backbone serves every task.
+            How tasks share parameters. `"single"`: one backbone serves every task, `task=` is not needed.
+            The multi-task modes need two or more `task_names` and `task=` in `forward` and `generate`:
+            `"hard"`: one backbone; each example's encoder input starts with its task's token (`task_token_ids`),
+            so a batch may mix tasks. `"shared_encoder"`: a shared encoder and token embedding, one decoder per task
+            (its layers, positions and norms). `"shared_structure"`: shared encoder and decoder, with the parts named
+            by `task_specific` per task.
+        task_token_ids (`list[int]`, *optional*):
+            For `sharing="hard"`: the token id prepended to the encoder input of each task, in `task_names` order.
+            Set by [`add_task_tokens`], which adds `<task:NAME>` tokens to the tokenizer.
+        task_specific (`str`, *optional*, defaults to `"top_decoder_layers"`):
+            For `sharing="shared_structure"`: what each task owns, `"top_decoder_layers"` (the top
+            `task_specific_layers` decoder layers) or `"lm_head"` (an output projection per task, untied from the
+            shared token embedding) or `"lora"` (a LoRA adapter per task on the backbone's linear layers: the
+            base weights are shared, each task trains only its low-rank update).
+        task_specific_layers (`int`, *optional*, defaults to 1):
+            For `task_specific="top_decoder_layers"`: how many of the top decoder layers each task owns, from 1 to the
+            number of decoder layers.
+        lora_rank (`int`, *optional*, defaults to 8):
+            For `task_specific="lora"`: the rank of each task's adapters.
+        lora_alpha (`float`, *optional*, defaults to 16.0):
+            For `task_specific="lora"`: the adapters' update is scaled by `lora_alpha / lora_rank`.
+        lora_target_modules (`list[str]`, *optional*):
+            For `task_specific="lora"`: the names (last path component, e.g. `["q_proj", "v_proj"]` for BART,
+            `["q", "v"]` for T5) of the linear layers that get adapters; by default every linear layer but the LM head.
 
     Example:
 
@@ -86,6 +119,12 @@ class Seq2SeqConfig(PreTrainedConfig):
     backbone: PreTrainedConfig | dict | None = None
     task_names: list[str] = field(default_factory=lambda: ["default"])
     sharing: str = "single"
+    task_token_ids: list[int] | None = None
+    task_specific: str = "top_decoder_layers"
+    task_specific_layers: int = 1
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_target_modules: list[str] | None = None
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
@@ -126,10 +165,45 @@ class Seq2SeqConfig(PreTrainedConfig):
             raise ValueError(f"`task_names` must be unique, got {self.task_names!r}.")
         if self.sharing not in SHARING_MODES:
             raise ValueError(f"`sharing` must be one of {', '.join(SHARING_MODES)}, got {self.sharing!r}.")
+        if self.sharing != "single" and len(self.task_names) < 2:
+            raise ValueError(
+                f"`sharing={self.sharing!r}` needs two or more `task_names`, got {self.task_names!r} "
+                "(use sharing='single' for one task)."
+            )
+        if self.task_token_ids is not None:
+            if self.sharing != "hard":
+                raise ValueError(f"`task_token_ids` is only used with sharing='hard', got sharing={self.sharing!r}.")
+            vocab_size = self.backbone.vocab_size
+            if len(self.task_token_ids) != len(self.task_names) or any(
+                not isinstance(token, int) or not 0 <= token < vocab_size for token in self.task_token_ids
+            ):
+                raise ValueError(
+                    f"`task_token_ids` must hold one token id in [0, {vocab_size}) per task in `task_names`, "
+                    f"got {self.task_token_ids!r}."
+                )
+        if self.task_specific not in TASK_SPECIFIC_PARTS:
+            raise ValueError(
+                f"`task_specific` must be one of {', '.join(TASK_SPECIFIC_PARTS)}, got {self.task_specific!r}."
+            )
+        if self.lora_rank < 1 or self.lora_alpha <= 0:
+            raise ValueError(
+                f"`lora_rank` must be at least 1 and `lora_alpha` positive, "
+                f"got {self.lora_rank} and {self.lora_alpha}."
+            )
+        if self.lora_target_modules is not None and not self.lora_target_modules:
+            raise ValueError(
+                "`lora_target_modules` must name at least one module (or be None for every linear layer)."
+            )
+        decoder_layers = decoder_layer_count(self.backbone)
+        if not 1 <= self.task_specific_layers <= decoder_layers:
+            raise ValueError(
+                f"`task_specific_layers` must lie in [1, {decoder_layers}] (the backbone's decoder layers), "
+                f"got {self.task_specific_layers}."
+            )
 
     def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
         # Generation and caches read layer counts and vocab size from the text config: those live in the backbone.
         return self.backbone.get_text_config(decoder=decoder, encoder=encoder)
 
 
-__all__ = ["Seq2SeqConfig", "default_backbone_config", "SHARING_MODES"]
+__all__ = ["Seq2SeqConfig", "default_backbone_config", "SHARING_MODES", "TASK_SPECIFIC_PARTS"]
