@@ -36,3 +36,58 @@ class IndexStream:
         positions = torch.arange(start, start + self.batch_size)
         epochs, offsets = positions // self.num_examples, positions % self.num_examples
         return [int(self._permutation(int(e))[int(o)]) for e, o in zip(epochs, offsets)]
+
+
+class TaskBatches:
+    """
+    The batches of a multi-task run as (task, example index) pairs, from the batch number alone (resumable).
+
+    The recipe's mixing draws each example's task; gradient-based loss weightings (GradNorm, PCGrad) compare every
+    task's gradient at each step, so for them each batch holds every task, in numbers following the mixing rates
+    (at least one example each). Only `train_tasks` (default: all) are drawn.
+    """
+
+    def __init__(
+        self,
+        sizes: dict[str, int],
+        batch_size: int,
+        multitask,
+        seed: int,
+        process_index: int = 0,
+        num_processes: int = 1,
+    ):
+        from ..multitask import TaskMixer
+
+        train_tasks = multitask.train_tasks or list(sizes)
+        self.batch_size = batch_size
+        self.mixer = TaskMixer(
+            {task: sizes[task] for task in train_tasks},
+            strategy=multitask.mixing,
+            cap=multitask.cap,
+            temperature=multitask.temperature,
+            seed=seed,
+            process_index=process_index,
+            num_processes=num_processes,
+        )
+        self.streams = None
+        if multitask.loss_weighting in ("gradnorm", "pcgrad"):
+            counts = {task: max(1, round(rate * batch_size)) for task, rate in self.mixer.rates.items()}
+            self.streams = {
+                task: IndexStream(sizes[task], counts[task], seed + k, process_index, num_processes)
+                for k, task in enumerate(train_tasks)
+            }
+
+    def pairs(self, batch_number: int) -> list[tuple[str, int]]:
+        if self.streams is not None:
+            return [(task, i) for task, stream in self.streams.items() for i in stream.indices(batch_number)]
+        return self.mixer.mixed_batch(batch_number, self.batch_size)
+
+
+def build_weighting(multitask, task_names: list[str]):
+    """The recipe's loss weighting over the tasks that train."""
+    from ..multitask import build_loss_weighting
+
+    options = {"weights": multitask.task_weights} if multitask.loss_weighting == "fixed" else {}
+    if multitask.loss_weighting == "gradnorm":
+        options["alpha"] = multitask.gradnorm_alpha
+    return build_loss_weighting(multitask.loss_weighting, multitask.train_tasks or task_names, **options)

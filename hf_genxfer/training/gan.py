@@ -13,11 +13,10 @@ from transformers import get_scheduler
 
 from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
 from ..models.gan import GANConfig, GANGenerator, GANModel, GANPipeline
-from ..multitask import TaskMixer, build_loss_weighting
 from ..recipes import ImageDataRecipe, Recipe, task_data
 from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
 from ..utils import image_grid
-from .batches import IndexStream
+from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
     ADAPTER_FOLDER,
@@ -236,33 +235,14 @@ class GANRun(Run):
                 accelerator.num_processes,
             )
         else:
-            multitask = recipe.multitask
-            train_tasks = multitask.train_tasks or self.task_names
-            self.mixer = TaskMixer(
-                {task: sizes[task] for task in train_tasks},
-                strategy=multitask.mixing,
-                cap=multitask.cap,
-                temperature=multitask.temperature,
-                seed=recipe.seed,
-                process_index=accelerator.process_index,
-                num_processes=accelerator.num_processes,
+            self.task_batches = TaskBatches(
+                sizes,
+                training.batch_size,
+                recipe.multitask,
+                recipe.seed,
+                accelerator.process_index,
+                accelerator.num_processes,
             )
-            self.task_streams = None
-            if multitask.loss_weighting in ("gradnorm", "pcgrad"):
-                # Gradient-based weightings compare every task's gradient at each step: each batch holds every
-                # task, in numbers following the mixing rates (at least one example each).
-                counts = {task: max(1, round(rate * training.batch_size)) for task, rate in self.mixer.rates.items()}
-                self.task_streams = {
-                    task: IndexStream(
-                        sizes[task],
-                        counts[task],
-                        recipe.seed + k,
-                        accelerator.process_index,
-                        accelerator.num_processes,
-                    )
-                    for k, task in enumerate(self.task_names)
-                    if task in self.mixer.rates
-                }
         self.noise = NoiseState(
             recipe.seed * 7919 + accelerator.process_index, accelerator.process_index, accelerator.num_processes
         )
@@ -284,15 +264,7 @@ class GANRun(Run):
                 )
         self.augment = DiffAugment(transfer.diffaugment) if transfer.diffaugment else None
 
-        self.weighting = None
-        if self.task_names is not None:
-            multitask = recipe.multitask
-            options = {"weights": multitask.task_weights} if multitask.loss_weighting == "fixed" else {}
-            if multitask.loss_weighting == "gradnorm":
-                options["alpha"] = multitask.gradnorm_alpha
-            self.weighting = build_loss_weighting(
-                multitask.loss_weighting, multitask.train_tasks or self.task_names, **options
-            )
+        self.weighting = None if self.task_names is None else build_weighting(recipe.multitask, self.task_names)
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
@@ -398,10 +370,7 @@ class GANRun(Run):
         """Example indices of a batch and, for a multi-task run, each example's task index."""
         if self.task_names is None:
             return self.stream.indices(batch_number), None
-        if self.task_streams is not None:
-            pairs = [(task, i) for task, stream in self.task_streams.items() for i in stream.indices(batch_number)]
-        else:
-            pairs = self.mixer.mixed_batch(batch_number, self.recipe.training.batch_size)
+        pairs = self.task_batches.pairs(batch_number)
         indices = [self.task_offsets[task] + index for task, index in pairs]
         task_ids = torch.tensor([self.task_names.index(task) for task, _ in pairs], device=self.accelerator.device)
         return indices, task_ids
