@@ -75,7 +75,8 @@ def command_generate(args) -> int:
     from .training.seq2seq import generate_texts
 
     _require_folder(args.folder)
-    for source, text in zip(args.inputs, generate_texts(args.folder, args.inputs, num_beams=args.num_beams)):
+    texts = generate_texts(args.folder, args.inputs, num_beams=args.num_beams, task=args.task)
+    for source, text in zip(args.inputs, texts):
         print(f"{source}\t{text}")
     return 0
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("folder")
     generate.add_argument("inputs", nargs="+", help="source texts, e.g. 4021")
     generate.add_argument("--num-beams", type=int, default=1)
+    generate.add_argument("--task", default=None, help="the task of a multi-task model, e.g. fr")
     generate.set_defaults(handler=command_generate)
 
     evaluate = commands.add_parser("eval", help="score a saved run on its held-out data")

@@ -59,6 +59,7 @@ class TextDataRecipe:
     max_target_length: int = 128
     objective: Literal["pairs", "text_infilling", "span_corruption"] = "pairs"  # denoising reads the target text
     tokenizer_languages: list[str] | None = None  # scratch: also cover these num2words languages' characters
+    tasks: dict[str, dict] | None = None  # multi-task: per task, the fields above that differ (e.g. language)
     seed: int = 0
 
 
@@ -297,7 +298,7 @@ def _check_multitask(recipe: Recipe) -> None:
         if names is not None:
             raise RecipeError("model.task_names needs data.tasks: give each task its data (e.g. its classes).")
         return
-    if recipe.family == "gan" and recipe.init_from == "scratch" and sorted(tasks) != sorted(names or []):
+    if recipe.init_from == "scratch" and sorted(tasks) != sorted(names or []):
         raise RecipeError(
             f"data.tasks ({', '.join(tasks)}) and model.task_names ({', '.join(names or [])}) must name the same tasks."
         )

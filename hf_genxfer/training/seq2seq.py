@@ -8,7 +8,7 @@ import os
 
 import torch
 from accelerate import Accelerator
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import AutoConfig, AutoTokenizer, get_scheduler
 
 from ..data.denoising import span_corruption, text_infilling
@@ -21,11 +21,12 @@ from ..data.text import (
     tokenize_pairs,
 )
 from ..data.tokenization import train_tokenizer
-from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
+from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config
 from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE
-from ..recipes import Recipe, TextDataRecipe
+from ..recipes import Recipe, TextDataRecipe, task_data
 from ..transfer import merged_copy, transfer_parameters
-from .batches import IndexStream
+from ..transfer.naming import layer_stack
+from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
     ADAPTER_FOLDER,
@@ -228,20 +229,62 @@ class Seq2SeqRun(Run):
     def __init__(self, recipe: Recipe, accelerator: Accelerator):
         super().__init__(recipe, accelerator)
         training, data = recipe.training, recipe.data
+        # Multi-task: one set of splits per task (data.tasks); the tokenizer covers every task's text.
+        self.task_names = list(data.tasks) if data.tasks else None
+        task_recipes = {task: task_data(data, task) for task in self.task_names or []}
         with accelerator.main_process_first():
-            self.splits = load_text_splits(data)
+            if self.task_names is None:
+                self.task_splits = {None: load_text_splits(data)}
+            else:
+                self.task_splits = {task: load_text_splits(task_recipes[task]) for task in self.task_names}
+            self.splits = DatasetDict(
+                {
+                    name: concatenate_datasets([splits[name] for splits in self.task_splits.values()])
+                    for name in ("train", "validation", "test")
+                }
+            )
             self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
-            self.train_dataset = tokenize_for_objective(DatasetDict(train=self.splits["train"]), self.tokenizer, data)[
-                "train"
-            ]
+            if (
+                self.task_names is not None
+                and self.model.config.sharing == "hard"
+                and not self.model.config.task_token_ids
+            ):
+                add_task_tokens(self.tokenizer, self.model, self.task_names)
+            parts = []
+            for k, (task, splits) in enumerate(self.task_splits.items()):
+                part = tokenize_for_objective(
+                    DatasetDict(train=splits["train"]), self.tokenizer, task_recipes.get(task, data)
+                )
+                parts.append(
+                    part["train"] if task is None else part["train"].add_column("task", [k] * len(part["train"]))
+                )
+            self.train_dataset = concatenate_datasets(parts)
         self.collator = seq2seq_collator(self.tokenizer, model=self.model)
-        self.stream = IndexStream(
-            len(self.train_dataset),
-            training.batch_size,
-            recipe.seed,
-            accelerator.process_index,
-            accelerator.num_processes,
-        )
+        if self.task_names is None:
+            self.stream = IndexStream(
+                len(self.train_dataset),
+                training.batch_size,
+                recipe.seed,
+                accelerator.process_index,
+                accelerator.num_processes,
+            )
+            self.weighting = None
+        else:
+            if recipe.transfer.lora is not None:
+                raise ValueError(
+                    "transfer.lora does not combine with a multi-task Seq2Seq model: use sharing=shared_structure with task_specific=lora."
+                )
+            sizes = {task: len(splits["train"]) for task, splits in self.task_splits.items()}
+            self.task_offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()[:-1]]))
+            self.task_batches = TaskBatches(
+                sizes,
+                training.batch_size,
+                recipe.multitask,
+                recipe.seed,
+                accelerator.process_index,
+                accelerator.num_processes,
+            )
+            self.weighting = build_weighting(recipe.multitask, self.task_names)
 
         # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
         transfer = recipe.transfer
@@ -262,8 +305,11 @@ class Seq2SeqRun(Run):
                 )
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
+        groups = parameter_groups(self.model, training.learning_rate, transfer, training.weight_decay)
+        if self.weighting is not None and any(True for _ in self.weighting.parameters()):
+            groups.append({"params": list(self.weighting.parameters()), "lr": training.learning_rate})
         optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, training.learning_rate, transfer, training.weight_decay),
+            groups,
             lr=training.learning_rate,
             betas=betas,
             weight_decay=training.weight_decay,
@@ -278,6 +324,19 @@ class Seq2SeqRun(Run):
         self.model_module = accelerator.unwrap_model(self.prepared_model)
         if self.regularizer is not None:
             self.regularizer.to(accelerator.device)
+        if self.weighting is not None:
+            self.weighting.to(accelerator.device)
+            shared = [
+                p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("task_parts.")
+            ]
+            # GradNorm balances gradient norms at the encoder's last layer; PCGrad projects on every shared weight.
+            if recipe.multitask.loss_weighting == "gradnorm":
+                _, layers = layer_stack(self.model.get_encoder())
+                shared = [p for p in layers[-1].parameters() if p.requires_grad]
+            self.shared_parameters = shared
+
+    def checkpointed_objects(self) -> list:
+        return [self.weighting] if self.weighting is not None else []
 
     def _fisher_batches(self, count: int) -> list[dict]:
         """Batches of the source model's own training pairs (from its saved recipe), else of the target pairs."""
@@ -296,36 +355,82 @@ class Seq2SeqRun(Run):
 
     def _collate(self, dataset: Dataset, indices: list[int]) -> dict[str, torch.Tensor]:
         rows = dataset[indices]
+        tasks = rows.pop("task", None)
         examples = [dict(zip(rows, values)) for values in zip(*rows.values())]
-        return {k: v.to(self.accelerator.device) for k, v in self.collator(examples).items()}
+        batch = {k: v.to(self.accelerator.device) for k, v in self.collator(examples).items()}
+        if tasks is not None:
+            batch["task"] = torch.as_tensor(list(tasks), device=self.accelerator.device)
+        return batch
 
     def trained_modules(self) -> list[torch.nn.Module]:
         return [self.prepared_model]
 
     def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
-        batch = self._collate(self.train_dataset, self.stream.indices(batch_number))
+        if self.task_names is None:
+            indices = self.stream.indices(batch_number)
+        else:
+            indices = [self.task_offsets[task] + i for task, i in self.task_batches.pairs(batch_number)]
+        batch = self._collate(self.train_dataset, indices)
         with self.accelerator.autocast():
-            loss = self.prepared_model(**batch).loss
+            output = self.prepared_model(**batch)
+        loss = output.loss
         losses = {"loss": loss.detach(), "lr": torch.tensor(self.scheduler.get_last_lr()[0])}
-        if self.regularizer is not None:  # L2-SP / EWC: keep the weights near the source ones
-            penalty = self.regularizer.penalty()
-            loss = loss + penalty
-            losses["regularizer"] = penalty.detach()
-        self.accelerator.backward(loss)
+        if self.weighting is None:
+            if self.regularizer is not None:  # L2-SP / EWC: keep the weights near the source ones
+                penalty = self.regularizer.penalty()
+                loss = loss + penalty
+                losses["regularizer"] = penalty.detach()
+            self.accelerator.backward(loss)
+        else:
+            # Multi-task: each task's loss, combined by the recipe's loss weighting.
+            task_losses = {
+                name: value for name, value in output.task_losses.items() if name in self.weighting.task_names
+            }
+            self.weighting.backward(
+                task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
+            )
+            losses.update({f"loss/{name}": value.detach() for name, value in task_losses.items()})
+            if self.regularizer is not None:
+                penalty = self.regularizer.penalty()
+                self.accelerator.backward(penalty)
+                losses["regularizer"] = penalty.detach()
         if self.accelerator.sync_gradients and self.recipe.training.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.prepared_model.parameters(), self.recipe.training.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
+        if self.weighting is not None and self.accelerator.sync_gradients:
+            self.weighting.step()
+            losses.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
         self.optimizer.zero_grad(set_to_none=True)
         return losses
 
     def score_split(self, name: str, limit: int | None = None) -> tuple[dict, list[dict]]:
-        """Generation metrics on a split, each process generating its share (gathered, every example once)."""
+        """
+        Generation metrics on a split, each process generating its share (gathered, every example once). A multi-task
+        run scores each task on its own split (`per_task`) and reports their means under the usual names.
+        """
+        if self.task_names is None:
+            return self._score_task_split(None, name, limit)
+        per_task, examples = {}, []
+        for task in self.task_names:
+            per_task[task], task_examples = self._score_task_split(task, name, limit)
+            examples += [{"task": task, **example} for example in task_examples]
+        scores = {
+            metric: sum(s[metric] for s in per_task.values()) / len(per_task)
+            for metric in ("exact_match", "chrf", "bleu")
+        }
+        scores["num_examples"] = sum(s["num_examples"] for s in per_task.values())
+        scores["per_task"] = per_task
+        return scores, examples
+
+    def _score_task_split(self, task: str | None, name: str, limit: int | None) -> tuple[dict, list[dict]]:
         evaluation = self.recipe.evaluation
-        part = self.splits[name]
+        part = self.task_splits[task][name]
         if limit is not None:
             part = part.select(range(min(limit, len(part))))
-        sources, references = evaluation_pairs(part, self.tokenizer, self.recipe.data)
+        data = self.recipe.data if task is None else task_data(self.recipe.data, task)
+        sources, references = evaluation_pairs(part, self.tokenizer, data)
+        task_kwargs = {} if task is None else {"task": task}
         with self.accelerator.split_between_processes(list(range(len(sources)))) as shard:
             predictions = generate_all(
                 self.model_module,
@@ -334,6 +439,7 @@ class Seq2SeqRun(Run):
                 evaluation.batch_size,
                 num_beams=evaluation.num_beams,
                 max_new_tokens=evaluation.max_new_tokens,
+                **task_kwargs,
             )
             pairs = list(zip(shard, predictions))
         from accelerate.utils import gather_object
@@ -352,6 +458,7 @@ class Seq2SeqRun(Run):
         if not training.eval_every or step % training.eval_every or step == training.max_steps:
             return False
         scores, _ = self.score_split("validation")
+        scores = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
         self.accelerator.log({f"validation/{k}": v for k, v in scores.items()}, step=step)
         state.history.append({"step": step, **{f"validation_{k}": v for k, v in scores.items()}})
         metric = training.early_stopping_metric
@@ -383,19 +490,31 @@ class Seq2SeqRun(Run):
         self.tokenizer.save_pretrained(output_dir)
 
 
-def generate_texts(folder: str, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128) -> list[str]:
-    """Loads a saved folder with the Auto classes and generates for `sources`."""
+def generate_texts(
+    folder: str, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, task: str | None = None
+) -> list[str]:
+    """Loads a saved folder with the Auto classes and generates for `sources` (in `task` for a multi-task model)."""
     from transformers import AutoModelForSeq2SeqLM
 
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    task_kwargs = {} if task is None else {"task": task}
     return generate_all(
-        model, tokenizer, list(sources), batch_size=64, num_beams=num_beams, max_new_tokens=max_new_tokens
+        model,
+        tokenizer,
+        list(sources),
+        batch_size=64,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        **task_kwargs,
     )
 
 
 def evaluate_saved_seq2seq(folder: str) -> dict:
-    """Exact match, chrF and BLEU of a saved run folder on the test split of the recipe it was trained with."""
+    """
+    Exact match, chrF and BLEU of a saved run folder on the test split of the recipe it was trained with (per task,
+    with their means, for a multi-task model).
+    """
     from transformers import AutoModelForSeq2SeqLM
 
     from ..recipes import load_recipe
@@ -403,14 +522,25 @@ def evaluate_saved_seq2seq(folder: str) -> dict:
     recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    sources, references = evaluation_pairs(load_text_splits(recipe.data)["test"], tokenizer, recipe.data)
     evaluation = recipe.evaluation
-    predictions = generate_all(
-        model,
-        tokenizer,
-        sources,
-        evaluation.batch_size,
-        num_beams=evaluation.num_beams,
-        max_new_tokens=evaluation.max_new_tokens,
-    )
-    return score_texts(predictions, references)
+
+    def score(data, task_kwargs):
+        sources, references = evaluation_pairs(load_text_splits(data)["test"], tokenizer, data)
+        predictions = generate_all(
+            model,
+            tokenizer,
+            sources,
+            evaluation.batch_size,
+            num_beams=evaluation.num_beams,
+            max_new_tokens=evaluation.max_new_tokens,
+            **task_kwargs,
+        )
+        return score_texts(predictions, references)
+
+    if not recipe.data.tasks:
+        return score(recipe.data, {})
+    per_task = {task: score(task_data(recipe.data, task), {"task": task}) for task in recipe.data.tasks}
+    scores = {
+        metric: sum(s[metric] for s in per_task.values()) / len(per_task) for metric in ("exact_match", "chrf", "bleu")
+    }
+    return {**scores, "per_task": per_task}
