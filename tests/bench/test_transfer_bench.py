@@ -58,7 +58,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
 
     digits = report["gan_digits"]["strategies"]
     assert list(digits) == ["source", "scratch", "full", "lora+diffaugment"]
-    for name, result in digits.items():
+    for result in digits.values():
         assert set(result["at_steps"]) == {"2", "4"}
         assert result["final"]["fid"] >= 0 and result["final"]["kid"] is not None
         assert {"steps", "wall_seconds", "trainable_fraction", "steps_to_scratch_final_fid"} <= set(result)
