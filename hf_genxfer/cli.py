@@ -112,10 +112,16 @@ def command_demo(args) -> int:
 
 
 def command_bench(args) -> int:
-    from .bench import print_summary, resolve_config, run_transfer_bench
+    if args.protocol == "multitask":
+        from .bench.multitask import print_summary, resolve_config
+        from .bench.multitask import run_multitask_bench as run_bench
+    else:
+        from .bench import print_summary, resolve_config
+        from .bench import run_transfer_bench as run_bench
 
+    args.out = args.out or f"bench_out/{args.protocol}.json"
     config = resolve_config(quick=args.quick, overrides=args.set)  # bad --set keys fail here, before any training
-    report = run_transfer_bench(config, args.out, mode="quick" if args.quick else "full")
+    report = run_bench(config, args.out, mode="quick" if args.quick else "full")
     print_summary(report)
     print(f"Wrote {args.out} and {', '.join(report['plots'])}")
     return 0
@@ -152,9 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=command_eval)
 
     bench = commands.add_parser("bench", help="run a benchmark protocol (results as JSON + PNG plots)")
-    bench.add_argument("protocol", choices=["transfer"], help="transfer: transfer strategies against scratch")
+    bench.add_argument(
+        "protocol",
+        choices=["transfer", "multitask"],
+        help="transfer: transfer strategies against scratch; multitask: one multi-task model against one per task",
+    )
     bench.add_argument("--quick", action="store_true", help="shorter schedules (under 15 minutes on 2 cores)")
-    bench.add_argument("--out", default="bench_out/transfer.json", help="the JSON file; PNGs are written beside it")
+    bench.add_argument(
+        "--out", default=None, help="the JSON file (default bench_out/PROTOCOL.json); PNGs are written beside it"
+    )
     bench.add_argument(
         "--set",
         action="append",

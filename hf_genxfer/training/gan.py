@@ -437,35 +437,20 @@ class GANRun(Run):
             fake_logits = self.discriminator_module(fake, class_labels=fake_labels, task=task_ids).logits.float()
         g_loss = generator_loss(fake_logits, kind)
         losses["loss_g"] = g_loss.detach()
-        if task_ids is None:
-            if self.regularizer is not None:  # L2-SP / EWC: keep the generator near the source weights
-                penalty = self.regularizer.penalty()
-                g_loss = g_loss + penalty
-                losses["regularizer"] = penalty.detach()
-            self.accelerator.backward(g_loss)
-        else:
-            # Multi-task: one generator loss per task, combined by the recipe's loss weighting.
+        task_losses = None
+        if task_ids is not None:  # multi-task: one generator loss per task, for the loss weighting
             task_losses = {
                 name: generator_loss(fake_logits[task_ids == k], kind)
                 for k, name in enumerate(self.task_names)
                 if bool((task_ids == k).any())
             }
-            self.weighting.backward(
-                task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
-            )
-            losses.update({f"loss_g/{name}": value.detach() for name, value in task_losses.items()})
-            if self.regularizer is not None:  # after the weighting, which may write the shared gradients itself
-                penalty = self.regularizer.penalty()
-                self.accelerator.backward(penalty)
-                losses["regularizer"] = penalty.detach()
+        self.backward(g_loss, task_losses, losses, prefix="loss_g")
         self.discriminator_module.requires_grad_(True)
         if self.accelerator.sync_gradients and training.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.generator.parameters(), training.max_grad_norm)
         self.generator_optimizer.step()
         self.generator_scheduler.step()
-        if self.weighting is not None and self.accelerator.sync_gradients:
-            self.weighting.step()  # GradNorm's weight update; nothing for the others
-            losses.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
+        self.after_weighted_step(losses)
         self.generator_optimizer.zero_grad(set_to_none=True)
         return losses
 

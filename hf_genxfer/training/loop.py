@@ -55,6 +55,39 @@ class Run:
         self.recipe = recipe
         self.accelerator = accelerator
 
+    # Set by subclasses that use them: the transfer regulariser, the multi-task loss weighting and its parameters.
+    regularizer = None
+    weighting = None
+    shared_parameters: list = []
+
+    def backward(self, loss: torch.Tensor, task_losses: dict | None, logs: dict, prefix: str) -> None:
+        """
+        The backward pass of the trained network: the loss (plus the L2-SP/EWC penalty), or for a multi-task run
+        the per-task losses through the loss weighting, then the penalty on its own (a gradient-based weighting
+        writes the shared gradients itself). Adds what it computed to `logs`.
+        """
+        if self.weighting is None:
+            if self.regularizer is not None:  # keep the weights near the source ones
+                penalty = self.regularizer.penalty()
+                loss = loss + penalty
+                logs["regularizer"] = penalty.detach()
+            self.accelerator.backward(loss)
+            return
+        self.weighting.backward(
+            task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
+        )
+        logs.update({f"{prefix}/{name}": value.detach() for name, value in task_losses.items()})
+        if self.regularizer is not None:
+            penalty = self.regularizer.penalty()
+            self.accelerator.backward(penalty)
+            logs["regularizer"] = penalty.detach()
+
+    def after_weighted_step(self, logs: dict) -> None:
+        """After the optimizer step: GradNorm's weight update (nothing for the other weightings), and their log."""
+        if self.weighting is not None and self.accelerator.sync_gradients:
+            self.weighting.step()
+            logs.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
+
     def trained_modules(self) -> list[torch.nn.Module]:
         """The prepared modules whose gradients accumulate (given to `accelerator.accumulate`)."""
         raise NotImplementedError

@@ -22,7 +22,7 @@ from ..data.text import (
 )
 from ..data.tokenization import train_tokenizer
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config
-from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE
+from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE, tokenizer_backbone_fields
 from ..recipes import Recipe, TextDataRecipe, task_data
 from ..transfer import merged_copy, transfer_parameters
 from ..transfer.naming import layer_stack
@@ -98,13 +98,7 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
         if backbone.get("model_type", DEFAULT_BACKBONE["model_type"]) == DEFAULT_BACKBONE["model_type"]:
             backbone_config = default_backbone_config(tokenizer, **backbone)
         else:  # another architecture (T5, Marian, ...): its own defaults, sized to the tokenizer
-            special = {
-                "vocab_size": len(tokenizer),
-                "pad_token_id": tokenizer.pad_token_id,
-                "bos_token_id": tokenizer.bos_token_id,
-                "eos_token_id": tokenizer.eos_token_id,
-                "decoder_start_token_id": tokenizer.bos_token_id,
-            }
+            special = tokenizer_backbone_fields(tokenizer)
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
         return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
     source_tokenizer = tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
@@ -136,13 +130,7 @@ def transfer_into_target(source: Seq2SeqModel, recipe: Recipe, source_tokenizer=
     fields = dict(recipe.model)
     backbone_overrides = dict(fields.pop("backbone", None) or {})
     if target_tokenizer is not None:
-        backbone_overrides.update(
-            vocab_size=len(target_tokenizer),
-            pad_token_id=target_tokenizer.pad_token_id,
-            bos_token_id=target_tokenizer.bos_token_id,
-            eos_token_id=target_tokenizer.eos_token_id,
-            decoder_start_token_id=target_tokenizer.bos_token_id,
-        )
+        backbone_overrides.update(tokenizer_backbone_fields(target_tokenizer))
     backbone_config = type(source.config.backbone).from_dict(
         {**source.config.backbone.to_dict(), **backbone_overrides}
     )
@@ -375,32 +363,17 @@ class Seq2SeqRun(Run):
             output = self.prepared_model(**batch)
         loss = output.loss
         losses = {"loss": loss.detach(), "lr": torch.tensor(self.scheduler.get_last_lr()[0])}
-        if self.weighting is None:
-            if self.regularizer is not None:  # L2-SP / EWC: keep the weights near the source ones
-                penalty = self.regularizer.penalty()
-                loss = loss + penalty
-                losses["regularizer"] = penalty.detach()
-            self.accelerator.backward(loss)
-        else:
-            # Multi-task: each task's loss, combined by the recipe's loss weighting.
+        task_losses = None
+        if self.weighting is not None:  # multi-task: each training task's loss, for the loss weighting
             task_losses = {
                 name: value for name, value in output.task_losses.items() if name in self.weighting.task_names
             }
-            self.weighting.backward(
-                task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
-            )
-            losses.update({f"loss/{name}": value.detach() for name, value in task_losses.items()})
-            if self.regularizer is not None:
-                penalty = self.regularizer.penalty()
-                self.accelerator.backward(penalty)
-                losses["regularizer"] = penalty.detach()
+        self.backward(loss, task_losses, losses, prefix="loss")
         if self.accelerator.sync_gradients and self.recipe.training.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.prepared_model.parameters(), self.recipe.training.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
-        if self.weighting is not None and self.accelerator.sync_gradients:
-            self.weighting.step()
-            losses.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
+        self.after_weighted_step(losses)
         self.optimizer.zero_grad(set_to_none=True)
         return losses
 

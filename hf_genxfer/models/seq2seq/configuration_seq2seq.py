@@ -34,6 +34,17 @@ DEFAULT_BACKBONE = {
 }
 
 
+def tokenizer_backbone_fields(tokenizer) -> dict:
+    """Backbone config fields that follow a tokenizer: vocabulary size and special ids (the decoder starts at bos)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }
+
+
 def default_backbone_config(tokenizer=None, **overrides) -> PreTrainedConfig:
     """The small default BART backbone; with `tokenizer`, its vocabulary size and special token ids are used.
 
@@ -41,13 +52,7 @@ def default_backbone_config(tokenizer=None, **overrides) -> PreTrainedConfig:
     """
     values = dict(DEFAULT_BACKBONE)
     if tokenizer is not None:
-        values.update(
-            vocab_size=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.bos_token_id,
-        )
+        values.update(tokenizer_backbone_fields(tokenizer))
     values.update(overrides)
     return AutoConfig.for_model(values.pop("model_type"), **values)
 
