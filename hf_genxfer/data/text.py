@@ -45,6 +45,14 @@ def _sample_numbers(size: int, low: int, high: int, seed: int) -> np.ndarray:
     return low + rng.choice(high - low, size=size, replace=False)
 
 
+def _ordered_numbers(size: int, low: int, high: int, seed: int) -> np.ndarray:
+    """The first `size` numbers of one seeded permutation of [low, high): a longer draw extends a shorter one."""
+    _sample_numbers(size, low, high, seed)  # validates the range and the size
+    if high - low > 20_000_000:  # a full permutation would be too large: plain sampling (prefixes then differ)
+        return _sample_numbers(size, low, high, seed)
+    return low + np.random.default_rng(seed).permutation(high - low)[:size]
+
+
 def _spell(number: int, language: str) -> str:
     try:
         return num2words(number, lang=language)
@@ -86,15 +94,17 @@ def num2words_splits(
 ) -> DatasetDict:
     """`train`/`validation`/`test` num2words pairs that never share a number.
 
-    All numbers are drawn at once without replacement from [low, high), then cut into the three splits, so a model
-    is always evaluated on numbers it never saw. The same arguments always give the same splits.
+    The numbers of [low, high) are put in one seeded random order and cut into test, validation and train, in that
+    order: a model is always evaluated on numbers it never saw, and the test (and validation) numbers do not change
+    with `train_size`, so runs on 25 or 1,000 training pairs are scored on the same numbers. The same arguments
+    always give the same splits.
     """
     _check_language(language)
-    sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+    sizes = {"test": test_size, "validation": validation_size, "train": train_size}
     for name, size in sizes.items():
         if size < 0:
             raise ValueError(f"`{name}_size` must be >= 0, got {size}.")
-    numbers = _sample_numbers(sum(sizes.values()), low, high, seed)
+    numbers = _ordered_numbers(sum(sizes.values()), low, high, seed)
     splits, start = {}, 0
     for name, size in sizes.items():
         splits[name] = _pairs_from_numbers(numbers[start : start + size], language)

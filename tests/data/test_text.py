@@ -221,3 +221,11 @@ def test_collator_with_model_adds_decoder_inputs(splits, char_tokenizer):
     assert batch["decoder_input_ids"][:, 0].eq(char_tokenizer.bos_token_id).all()
     assert not batch["decoder_input_ids"].eq(-100).any()
     assert torch.isfinite(model(**batch).loss)
+
+
+def test_test_numbers_do_not_depend_on_the_training_size():
+    small = num2words_splits("en", train_size=25, validation_size=20, test_size=50, high=100_000, seed=3)
+    large = num2words_splits("en", train_size=1000, validation_size=20, test_size=50, high=100_000, seed=3)
+    assert small["test"]["source"] == large["test"]["source"]
+    assert small["validation"]["source"] == large["validation"]["source"]
+    assert small["train"]["source"] == large["train"]["source"][:25]
