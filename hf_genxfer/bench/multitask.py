@@ -67,9 +67,9 @@ class Seq2SeqMultitaskBench:
         }
     )
     steps: int = 600  # each single-task model
-    batch_size: int = 32
+    batch_size: int = 24
     multitask_steps: int = 600
-    multitask_batch_size: int = 128  # 4 tasks x 32: every task sees about as many pairs as its own model
+    multitask_batch_size: int | None = None  # default: batch_size x tasks, so each task sees about as many pairs
     learning_rate: float = 0.001
     warmup_steps: int = 60
     mixing: str = "temperature"
@@ -102,10 +102,10 @@ class GANMultitaskBench:
             "num_classes": 10,
         }
     )
-    steps: int = 1000  # each separate GAN
+    steps: int = 800  # each separate GAN
     batch_size: int = 64
-    multitask_steps: int = 1000
-    multitask_batch_size: int = 128  # 2 tasks x 64
+    multitask_steps: int = 800
+    multitask_batch_size: int | None = None  # default: batch_size x tasks, so each task sees as many images
     learning_rate: float = 0.0002
     shared_blocks: list[int | None] = field(default_factory=lambda: [1, None])  # first int: "the shared bottom"
     mixing: str = "proportional"
@@ -119,7 +119,7 @@ class GANMultitaskBench:
     new_task: str = "odd"
     new_task_classes: list[int] = field(default_factory=lambda: [1, 3, 5, 7, 9])
     new_task_init_from: str = "high"  # the existing task whose heads the new task's start from
-    add_task_steps: int = 1000
+    add_task_steps: int = 800
     add_task_freeze: list[bool] = field(default_factory=lambda: [True, False])  # shared generator parts frozen?
     seed: int = 0
 
@@ -134,6 +134,7 @@ class MultitaskBenchConfig:
 
 # Quick mode: the same protocol with shorter schedules, smaller evaluations and fewer variants (15 minutes, 2 cores).
 QUICK_OVERRIDES = [
+    "seq2seq.batch_size=16",
     "seq2seq.steps=150",
     "seq2seq.multitask_steps=150",
     "seq2seq.warmup_steps=15",
@@ -190,13 +191,19 @@ def _check(config: MultitaskBenchConfig) -> None:
         raise RecipeError(
             f"gan.new_task must be a new name and gan.new_task_init_from one of gan.tasks ({', '.join(g.tasks)})."
         )
+    num_classes = g.model.get("num_classes") or 10
+    for task, classes in {**g.tasks, g.new_task: g.new_task_classes}.items():
+        if not classes or any(not isinstance(c, int) or not 0 <= c < num_classes for c in classes):
+            raise RecipeError(f"gan task {task!r} must list digit classes from 0 to {num_classes - 1}, got {classes}.")
     if not g.shared_blocks:
         raise RecipeError("gan.shared_blocks must list at least one value (an int, or null for a shared generator).")
     counts = (
         ("seq2seq.steps", s.steps),
         ("seq2seq.multitask_steps", s.multitask_steps),
         ("seq2seq.batch_size", s.batch_size),
-        ("seq2seq.multitask_batch_size", s.multitask_batch_size),
+        ("seq2seq.multitask_batch_size", _multitask_batch(s, len(s.languages))),
+        ("gan.batch_size", g.batch_size),
+        ("gan.multitask_batch_size", _multitask_batch(g, len(g.tasks))),
         ("gan.steps", g.steps),
         ("gan.multitask_steps", g.multitask_steps),
         ("gan.add_task_steps", g.add_task_steps),
@@ -206,6 +213,10 @@ def _check(config: MultitaskBenchConfig) -> None:
     for name, value in counts:
         if value < 1:
             raise RecipeError(f"{name} must be at least 1, got {value}.")
+
+
+def _multitask_batch(section, num_tasks: int) -> int:
+    return section.multitask_batch_size or section.batch_size * num_tasks
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -340,7 +351,8 @@ def job_s2s_multi(s: Seq2SeqMultitaskBench, work: str, mode: str, variant: str, 
         tasks[language] = {"language": language}
         if _s2s_train_size(s, language, variant) != s.train_size:
             tasks[language]["train_size"] = _s2s_train_size(s, language, variant)
-    raw = _s2s_recipe(s, output_dir, model, _s2s_data(s, tasks=tasks), s.multitask_steps, s.multitask_batch_size)
+    batch = _multitask_batch(s, len(s.languages))
+    raw = _s2s_recipe(s, output_dir, model, _s2s_data(s, tasks=tasks), s.multitask_steps, batch)
     raw["multitask"] = {"mixing": s.mixing, "temperature": s.temperature, "loss_weighting": weighting}
     if weighting == "fixed":
         raw["multitask"]["task_weights"] = dict(s.task_weights)
@@ -402,7 +414,7 @@ def job_gan_multi(g: GANMultitaskBench, work: str, shared_blocks: int | None) ->
     shutil.rmtree(output_dir, ignore_errors=True)
     model = {**g.model, "task_names": list(g.tasks), "shared_blocks": shared_blocks}
     data = {"tasks": {task: {"classes": list(classes)} for task, classes in g.tasks.items()}}
-    raw = _gan_recipe(g, output_dir, model, data, g.multitask_steps, g.multitask_batch_size)
+    raw = _gan_recipe(g, output_dir, model, data, g.multitask_steps, _multitask_batch(g, len(g.tasks)))
     raw["multitask"] = {"mixing": g.mixing, "loss_weighting": g.loss_weighting}
     metrics, seconds = _train(raw)
     return {
@@ -932,6 +944,10 @@ def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "ful
     return report
 
 
+def _fmt(value) -> str:
+    return "   n/a " if value is None else f"{value:+7.2f}"
+
+
 def print_summary(report: dict) -> None:
     """The results tables and the targets, as the bench's closing printout."""
     if "seq2seq" in report:
@@ -952,7 +968,12 @@ def print_summary(report: dict) -> None:
                 cells = " ".join(
                     f"{t} {per_task[t]['chrf']:5.1f}/{per_task[t]['exact_match']:4.0%}" for t in languages
                 )
-                extra = "" if result is None else f" Δp {result['delta_p']:+7.2f} x{result['parameter_ratio']:.2f}"
+                extra = (
+                    ""
+                    if result is None
+                    else f" Δp {_fmt(result['delta_p'])} (chrF {_fmt(result['delta_p_by_metric']['chrf'])})"
+                    f" x{result['parameter_ratio']:.2f}"
+                )
                 print(f"    {name:28s} {cells} | {parameters / 1e6:5.2f}M{extra}")
     if "gan" in report:
         gan = report["gan"]
@@ -967,7 +988,7 @@ def print_summary(report: dict) -> None:
             print(
                 f"    {name:28s} "
                 + " ".join(f"{t} {r['per_task'][t]['fid']:6.2f}/{r['per_task'][t]['kid']:6.3f}" for t in tasks)
-                + f" | {r['total_parameters'] / 1e6:5.2f}M Δp {r['delta_p']:+7.2f} x{r['parameter_ratio']:.2f}"
+                + f" | {r['total_parameters'] / 1e6:5.2f}M Δp {_fmt(r['delta_p'])} x{r['parameter_ratio']:.2f}"
             )
         if "add_task" in gan:
             add = gan["add_task"]
