@@ -179,16 +179,38 @@ QUICK_OVERRIDES = [
 ]
 
 
-def resolve_config(quick: bool = False, overrides: list[str] | None = None) -> TransferBenchConfig:
-    """The bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones."""
-    raw = dataclasses.asdict(TransferBenchConfig())
+def build_bench_config(config_class, quick_overrides: list[str], quick: bool, overrides: list[str] | None, check):
+    """A bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones, then `check`."""
+    raw = dataclasses.asdict(config_class())
     try:
-        raw = apply_overrides(raw, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
-        config = _build(TransferBenchConfig, raw, "")
+        raw = apply_overrides(raw, (quick_overrides if quick else []) + list(overrides or []))
+        config = _build(config_class, raw, "")
     except RecipeError as error:
         raise RecipeError(str(error).replace("recipe key", "bench field")) from None
-    _check(config)
+    check(config)
     return config
+
+
+def machine_info(config) -> dict:
+    """Where a bench ran, for its JSON (results are only comparable within one run on one machine)."""
+    import os
+    import platform
+
+    import torch
+
+    return {
+        "cores": os.cpu_count(),
+        "workers": config.workers,
+        "torch_threads_per_worker": config.threads_per_worker,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def resolve_config(quick: bool = False, overrides: list[str] | None = None) -> TransferBenchConfig:
+    """The bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones."""
+    return build_bench_config(TransferBenchConfig, QUICK_OVERRIDES, quick, overrides, _check)
 
 
 def _check(config: TransferBenchConfig) -> None:

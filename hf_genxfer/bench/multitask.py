@@ -22,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
-from ..recipes import RecipeError, _build, apply_overrides
+from ..recipes import RecipeError
+from .config import build_bench_config, machine_info
 from .transfer import _log, _target, _train, _training_section
 
 SHARING_MODES = ("hard", "shared_encoder", "shared_structure")
@@ -152,14 +152,7 @@ QUICK_OVERRIDES = [
 
 def resolve_config(quick: bool = False, overrides: list[str] | None = None) -> MultitaskBenchConfig:
     """The bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones."""
-    raw = dataclasses.asdict(MultitaskBenchConfig())
-    try:
-        raw = apply_overrides(raw, (QUICK_OVERRIDES if quick else []) + list(overrides or []))
-        config = _build(MultitaskBenchConfig, raw, "")
-    except RecipeError as error:
-        raise RecipeError(str(error).replace("recipe key", "bench field")) from None
-    _check(config)
-    return config
+    return build_bench_config(MultitaskBenchConfig, QUICK_OVERRIDES, quick, overrides, _check)
 
 
 def _check(config: MultitaskBenchConfig) -> None:
@@ -906,7 +899,6 @@ def _plan(config: MultitaskBenchConfig, work: str) -> _Schedule:
 
 def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "full") -> dict:
     """Runs every enabled scenario's jobs over `config.workers` processes; writes `out` and the PNGs beside it."""
-    import torch
 
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
@@ -923,14 +915,7 @@ def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "ful
         results["gan"] = _assemble_gan(config.gan, raw_results)
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cores": os.cpu_count(),
-            "workers": config.workers,
-            "torch_threads_per_worker": config.threads_per_worker,
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(config),
         "mode": mode,
         "config": dataclasses.asdict(config),
         **results,

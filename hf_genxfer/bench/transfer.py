@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
-from .config import TransferBenchConfig
+from .config import TransferBenchConfig, machine_info
 
 # --------------------------------------------------------------------------------------------------------------------
 # Running one recipe
@@ -781,8 +780,6 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
     """Runs every enabled scenario (side by side in `config.workers` processes), writes `out` and the PNGs."""
     import dataclasses
 
-    import torch
-
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(out))[0]
@@ -801,14 +798,7 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
             results[name] = _run_scenario(name, config, work)[1]
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cores": os.cpu_count(),
-            "workers": config.workers,
-            "torch_threads_per_worker": config.threads_per_worker,
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(config),
         "mode": mode,
         "config": dataclasses.asdict(config),
         **{name: results[name] for name in SCENARIOS if name in results},
