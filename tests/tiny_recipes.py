@@ -76,3 +76,30 @@ def tiny_seq2seq_recipe(output_dir, backbone="bart", **training):
         },
         "evaluation": {"max_new_tokens": 12, "num_examples": 3},
     }
+
+
+TINY_VOCAB_SIZE = 99
+TINY_BACKBONES = {  # tiny random BART and T5 configs (vocab 99, hidden 16, 2 layers) for the model tests
+    "bart": {
+        "model_type": "bart",
+        "vocab_size": TINY_VOCAB_SIZE,
+        "d_model": 16,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 32,
+        "decoder_ffn_dim": 32,
+        "max_position_embeddings": 64,
+    },
+    "t5": {
+        "model_type": "t5",
+        "vocab_size": TINY_VOCAB_SIZE,
+        "d_model": 16,
+        "d_kv": 4,
+        "d_ff": 32,
+        "num_layers": 2,
+        "num_heads": 4,
+        "decoder_start_token_id": 0,
+    },
+}

@@ -2,36 +2,12 @@
 
 import pytest
 import torch
+from tiny_recipes import TINY_BACKBONES, TINY_VOCAB_SIZE  # tests/ is on sys.path
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, BartConfig, T5Config
 
 from hf_genxfer.models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backbone_config
 
-VOCAB_SIZE, BATCH, SOURCE_LENGTH, TARGET_LENGTH = 99, 2, 7, 5
-
-TINY_BACKBONES = {
-    "bart": {
-        "model_type": "bart",
-        "vocab_size": VOCAB_SIZE,
-        "d_model": 16,
-        "encoder_layers": 2,
-        "decoder_layers": 2,
-        "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4,
-        "encoder_ffn_dim": 32,
-        "decoder_ffn_dim": 32,
-        "max_position_embeddings": 64,
-    },
-    "t5": {
-        "model_type": "t5",
-        "vocab_size": VOCAB_SIZE,
-        "d_model": 16,
-        "d_kv": 4,
-        "d_ff": 32,
-        "num_layers": 2,
-        "num_heads": 4,
-        "decoder_start_token_id": 0,
-    },
-}
+VOCAB_SIZE, BATCH, SOURCE_LENGTH, TARGET_LENGTH = TINY_VOCAB_SIZE, 2, 7, 5
 
 
 @pytest.fixture(autouse=True, scope="module")
