@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format bench clean
+OLAH_VENV := .venv-olah
+OLAH_STAMP := $(OLAH_VENV)/.installed-stamp
+
+.PHONY: install demo test lint format bench clean local-hub local-hub-deps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +16,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+# olah (the Hub mirror behind scripts/local_hub.py) lives in its own venv: its pins clash with the training stack.
+$(OLAH_STAMP): constraints-olah.txt
+	test -x $(OLAH_VENV)/bin/python || $(PYTHON) -m venv $(OLAH_VENV)
+	$(OLAH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OLAH_VENV)/bin/python -m pip install --quiet -c constraints-olah.txt olah
+	touch $(OLAH_STAMP)
+
 install: $(STAMP)
+
+local-hub-deps: $(OLAH_STAMP)
+
+# A Hub on 127.0.0.1:8090 to push to and load from (Ctrl-C stops it); see the README's walk-through.
+local-hub: $(STAMP) $(OLAH_STAMP)
+	$(BIN)/python scripts/local_hub.py --root local_hub --port 8090
 
 demo: $(STAMP)
 	$(BIN)/genxfer demo --out demo_out
 
-test: $(STAMP)
+test: $(STAMP) $(OLAH_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
@@ -30,4 +46,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hf_genxfer tests scripts
 
 clean:
-	rm -rf $(VENV) demo_out outputs .pytest_cache
+	rm -rf $(VENV) $(OLAH_VENV) demo_out outputs local_hub .pytest_cache

@@ -200,9 +200,58 @@ def _transfer_summary(transfer: dict | None) -> str:
     return f"{listed} tensors; {fraction:.1%} of the target's parameters hold source values"
 
 
+def build_adapter_card(folder: str, repo_id: str | None = None) -> ModelCard | None:
+    """The card of a run's `adapter/` folder (PEFT's own is a blank template); None for runs without an adapter."""
+    from .recipes import load_recipe
+
+    adapter_config = _read_json(os.path.join(folder, "adapter"), "adapter_config.json")
+    if adapter_config is None:
+        return None
+    recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
+    transfer = _read_json(folder, "transfer_report.json") or {}
+    base_model = recipe.init_from
+    family = recipe.family
+    data = recipe.data
+    description = (
+        f"the `{data.dataset}` images" + (f" (classes {data.classes})" if getattr(data, "classes", None) else "")
+        if family == "gan"
+        else f"`{data.dataset}` pairs" + (f" in `{data.language}`" if getattr(data, "language", None) else "")
+    )
+    target_modules = adapter_config.get("target_modules")
+    if isinstance(target_modules, (list, set, tuple)):
+        target_modules = ", ".join(sorted(target_modules))
+    card_data = ModelCardData(
+        license="apache-2.0",
+        library_name="peft",
+        tags=["hf_genxfer", family, "lora", "transfer-learning"],
+        base_model=base_model if _is_hub_id(base_model) else None,
+        model_name=f"{os.path.basename(os.path.normpath(folder))}-adapter",
+    )
+    trainable = transfer.get("trainable_parameters")
+    values = {
+        "model_name": os.path.basename(os.path.normpath(folder)),
+        "family": family,
+        "base_model": base_model,
+        "repo_id": repo_id or folder,
+        "dataset_description": description,
+        "trainable_parameters": f"{trainable:,}" if trainable is not None else "its",
+        "r": adapter_config.get("r"),
+        "lora_alpha": adapter_config.get("lora_alpha"),
+        "target_modules": target_modules or "every linear and convolution layer",
+        "auto_class": "AutoModel" if family == "gan" else "AutoModelForSeq2SeqLM",
+    }
+    return ModelCard.from_template(card_data, template_path=str(_template("adapter")), **values)
+
+
 def write_model_card(folder: str, repo_id: str | None = None) -> str:
-    """Writes `README.md` (and `training_curve.png`) into a run folder; returns the card's path."""
+    """
+    Writes `README.md` (and `training_curve.png`) into a run folder, and the adapter's card into `adapter/` when the
+    run trained one; returns the run card's path.
+    """
     card = build_model_card(folder, repo_id)
     path = os.path.join(folder, "README.md")
     card.save(path)
+    adapter_card = build_adapter_card(folder, repo_id)
+    if adapter_card is not None:
+        adapter_card.save(os.path.join(folder, "adapter", "README.md"))
     return path

@@ -33,3 +33,40 @@ def push_run(
         ignore_patterns=PUSH_IGNORE,
         commit_message=commit_message or f"Upload {os.path.basename(os.path.normpath(folder))} with hf_genxfer",
     )
+
+
+def source_file(name_or_path: str, filename: str) -> str | None:
+    """
+    A file of a source model given as a local folder or a Hub id (downloaded through huggingface_hub's cache), or
+    None when the source has no such file: the side files of a run (its recipe, metrics) are optional for a source.
+    """
+    if os.path.isdir(name_or_path):
+        path = os.path.join(name_or_path, filename)
+        return path if os.path.isfile(path) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        return hf_hub_download(name_or_path, filename)
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        return None
+
+
+def load_source(loader, name_or_path: str, **kwargs):
+    """
+    `loader(name_or_path, **kwargs)` (a `from_pretrained`) with one clear sentence when a recipe's `init_from` names
+    neither a local folder nor a repository the configured Hub serves (transformers' own message spans lines and
+    names huggingface.co whatever HF_ENDPOINT says).
+    """
+    try:
+        return loader(name_or_path, **kwargs)
+    except OSError as error:
+        if os.path.isdir(name_or_path):
+            raise
+        from huggingface_hub import constants
+
+        raise FileNotFoundError(
+            f"init_from {name_or_path!r} is neither a local folder nor a model on {constants.ENDPOINT}: pass a run "
+            "folder's path, or a repository id that exists there (set HF_ENDPOINT for another Hub and HF_TOKEN "
+            "for a private repository)."
+        ) from error

@@ -23,6 +23,12 @@ def test_gan_transfer_card(tmp_path):
     assert results["fid"] == metrics["fid"] and results["kid"] == metrics["kid"]
     assert f"transferred from `{source['output_dir']}`" in card.text and "strategy **lora**" in card.text
     assert "adapter/" in card.text and os.path.isfile(os.path.join(target["output_dir"], "training_curve.png"))
+    # The adapter folder gets its own card (PEFT's is a blank template), naming its base and how to load it.
+    adapter_card = ModelCard.load(os.path.join(target["output_dir"], "adapter", "README.md"))
+    assert adapter_card.data.library_name == "peft" and "lora" in adapter_card.data.tags
+    assert "[More Information Needed]" not in adapter_card.text
+    assert f'AutoModel.from_pretrained("{source["output_dir"]}")' in adapter_card.text
+    assert 'subfolder="adapter"' in adapter_card.text and "rank 2" in adapter_card.text
 
 
 def test_seq2seq_card_with_examples_and_a_hub_base_model(tmp_path):

@@ -10,7 +10,8 @@ from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe
 from hf_genxfer.recipes import apply_overrides, validate_recipe
 from hf_genxfer.training.loop import train
 
-RECIPES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "recipes", "*.yaml")))  # not accelerate/*
+RECIPES_DIR = os.path.join(os.path.dirname(__file__), "..", "recipes")
+RECIPES = sorted(glob.glob(os.path.join(RECIPES_DIR, "*.yaml")))  # not accelerate/*
 TINY_TRAINING = [
     "training.max_steps=2",
     "training.checkpoint_every=2",
@@ -29,7 +30,25 @@ def sources(tmp_path_factory):
     s2s["data"]["tokenizer_languages"] = ["fr"]
     for raw in (gan, s2s):
         train(validate_recipe(raw))
-    return {"gan": gan["output_dir"], "seq2seq": s2s["output_dir"]}
+    runs = {"gan": gan["output_dir"], "seq2seq": s2s["output_dir"]}
+    # The add-a-task recipes start from the multi-task ones: tiny runs of those stand in for their outputs.
+    for family, name in (("gan", "gan_digits_multitask"), ("seq2seq", "s2s_num2words_multitask")):
+        raw = yaml.safe_load(open(os.path.join(RECIPES_DIR, f"{name}.yaml")))
+        out = tmp_path_factory.mktemp(name) / "run"
+        train(validate_recipe(apply_overrides(raw, [f"output_dir={out}", *TINY_TRAINING, *_tiny_model(raw)])))
+        runs[f"{family}_multitask"] = str(out)
+    return runs
+
+
+def _tiny_model(raw: dict) -> list[str]:
+    if raw["family"] == "gan":
+        return TINY_GAN
+    return [
+        "model.backbone.d_model=16",
+        "model.backbone.encoder_ffn_dim=32",
+        "model.backbone.decoder_ffn_dim=32",
+        *TINY_S2S_DATA,
+    ]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[os.path.basename(p) for p in RECIPES])
@@ -37,17 +56,10 @@ def test_recipe_runs_with_tiny_overrides(path, sources, tmp_path):
     raw = yaml.safe_load(open(path))
     overrides = [f"output_dir={tmp_path / 'run'}", *TINY_TRAINING]
     if raw["init_from"] == "scratch":
-        overrides += (
-            TINY_GAN
-            if raw["family"] == "gan"
-            else [
-                "model.backbone.d_model=16",
-                "model.backbone.encoder_ffn_dim=32",
-                "model.backbone.decoder_ffn_dim=32",
-            ]
-        )
+        overrides += [o for o in _tiny_model(raw) if o not in TINY_S2S_DATA]
     else:
-        overrides.append(f"init_from={sources[raw['family']]}")
+        multitask = raw["init_from"].endswith("_multitask")
+        overrides.append(f"init_from={sources[raw['family'] + ('_multitask' if multitask else '')]}")
         if raw["family"] == "gan":
             overrides.append("evaluation.num_samples=32")
     if raw["family"] == "seq2seq":

@@ -89,7 +89,9 @@ def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
     """
     if recipe.init_from == "scratch":
         return GANModel(GANConfig(**recipe.model)), None
-    source = GANModel.from_pretrained(recipe.init_from, use_safetensors=True)
+    from ..hub import load_source
+
+    source = load_source(GANModel.from_pretrained, recipe.init_from, use_safetensors=True)
     config = GANConfig.from_dict({**source.config.to_dict(), **recipe.model})
     config.base_model = recipe.init_from
     target = GANModel(config)
@@ -548,8 +550,10 @@ class GANRun(Run):
         """FID change of the tasks that the source model already had (positive: the task got worse)."""
         if self.recipe.init_from == "scratch":
             return {}
-        path = os.path.join(self.recipe.init_from, "metrics.json")
-        if not os.path.isfile(path):
+        from ..hub import source_file
+
+        path = source_file(self.recipe.init_from, "metrics.json")
+        if path is None:
             return {}
         with open(path, encoding="utf-8") as handle:
             before = json.load(handle).get("per_task", {})

@@ -4,6 +4,7 @@ generation (exact match, chrF, BLEU), early stopping, and saving with the tokeni
 from __future__ import annotations
 
 import copy
+import json
 import os
 
 import torch
@@ -101,7 +102,9 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
             special = tokenizer_backbone_fields(tokenizer)
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
         return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
-    source_tokenizer = tokenizer = AutoTokenizer.from_pretrained(recipe.init_from)
+    from ..hub import load_source
+
+    source_tokenizer = tokenizer = load_source(AutoTokenizer.from_pretrained, recipe.init_from)
     source = load_seq2seq_source(recipe.init_from)
     if recipe.transfer.retrain_tokenizer:
         splits = splits if splits is not None else load_text_splits(recipe.data)
@@ -119,6 +122,49 @@ def load_seq2seq_source(name_or_path: str) -> Seq2SeqModel:
     if AutoConfig.from_pretrained(name_or_path).model_type == Seq2SeqConfig.model_type:
         return Seq2SeqModel.from_pretrained(name_or_path, use_safetensors=True)
     return Seq2SeqModel.from_backbone(name_or_path, use_safetensors=True)
+
+
+def seq2seq_forgetting(init_from: str, per_task: dict) -> dict:
+    """
+    Adding a task to a trained multi-task model: how much each task the source already had lost, as
+    `forgetting_chrf` and `forgetting_exact_match` (source score minus this run's; positive: the task got worse).
+    """
+    if init_from == "scratch":
+        return {}
+    from ..hub import source_file
+
+    path = source_file(init_from, "metrics.json")
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        before = json.load(handle).get("per_task", {})
+    return {
+        f"forgetting_{metric}": {
+            task: before[task][metric] - per_task[task][metric]
+            for task in per_task
+            if task in before and metric in before[task]
+        }
+        for metric in ("chrf", "exact_match")
+    }
+
+
+def copy_seq2seq_task_parts(model: Seq2SeqModel, init_new_tasks_from: dict[str, str]) -> None:
+    """Adding a task: its parts (decoder, top layers, LM head or adapters) start as copies of an existing task's."""
+    for new_task, existing in init_new_tasks_from.items():
+        names = model.config.task_names or []
+        for task in (existing, new_task):
+            if task not in names:
+                raise ValueError(
+                    f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
+                )
+        if model.config.sharing == "hard":
+            # One backbone for all: the new task's token embedding starts as the existing task's.
+            token_ids = model.config.task_token_ids
+            embeddings = model.get_input_embeddings().weight
+            with torch.no_grad():
+                embeddings[token_ids[names.index(new_task)]] = embeddings[token_ids[names.index(existing)]]
+        else:
+            model.init_task_from(new_task, existing)
 
 
 def transfer_into_target(source: Seq2SeqModel, recipe: Recipe, source_tokenizer=None, target_tokenizer=None):
@@ -238,6 +284,8 @@ class Seq2SeqRun(Run):
                 and not self.model.config.task_token_ids
             ):
                 add_task_tokens(self.tokenizer, self.model, self.task_names)
+            if recipe.multitask.init_new_tasks_from:
+                copy_seq2seq_task_parts(self.model, recipe.multitask.init_new_tasks_from)
             parts = []
             for k, (task, splits) in enumerate(self.task_splits.items()):
                 part = tokenize_for_objective(
@@ -331,8 +379,10 @@ class Seq2SeqRun(Run):
         if self.recipe.transfer.regularizer != "ewc":
             return []
         dataset = self.train_dataset
-        source_recipe = os.path.join(self.recipe.init_from, "genxfer_recipe.yaml")
-        if os.path.isfile(source_recipe):
+        from ..hub import source_file
+
+        source_recipe = source_file(self.recipe.init_from, "genxfer_recipe.yaml")
+        if source_recipe is not None:
             from ..recipes import load_recipe
 
             source_data = load_recipe(source_recipe).data
@@ -450,6 +500,8 @@ class Seq2SeqRun(Run):
         scores, examples = self.score_split("test")
         scores["examples"] = examples
         scores["num_train_examples"] = len(self.train_dataset)
+        if "per_task" in scores:
+            scores.update(seq2seq_forgetting(self.recipe.init_from, scores["per_task"]))
         return scores
 
     def save(self, output_dir: str) -> None:

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 from tiny_recipes import tiny_seq2seq_recipe
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -47,3 +48,36 @@ def test_loss_weightings_on_the_shared_encoder(tmp_path, weighting):
     assert metrics["step"] == 2
     history = json.load(open(os.path.join(raw["output_dir"], "training_history.json")))
     assert {"weight/en", "weight/fr"} <= set().union(*history)
+
+
+@pytest.mark.parametrize("sharing", ["shared_encoder", "hard"])
+def test_adding_a_language_through_a_recipe_measures_forgetting(tmp_path, sharing):
+    from safetensors.torch import load_file
+
+    old = multitask_recipe(tmp_path / "old", sharing, max_steps=2)
+    train(validate_recipe(old))
+    raw = multitask_recipe(tmp_path / "new", sharing, max_steps=2)
+    raw["init_from"] = old["output_dir"]
+    raw["model"] = {"task_names": ["en", "fr", "de"]}
+    raw["data"]["tasks"]["de"] = {"language": "de", "train_size": 16}
+    raw["multitask"] = {"train_tasks": ["de"], "init_new_tasks_from": {"de": "fr"}}
+    if sharing == "shared_encoder":
+        raw["transfer"] = {"freeze": ["backbone.model.encoder.*", "backbone.model.shared.*"]}
+    metrics = train(validate_recipe(raw))
+    assert set(metrics["per_task"]) == {"en", "fr", "de"}
+    assert set(metrics["forgetting_chrf"]) == {"en", "fr"} and set(metrics["forgetting_exact_match"]) == {"en", "fr"}
+    before = json.load(open(os.path.join(old["output_dir"], "metrics.json")))["per_task"]
+    assert metrics["forgetting_chrf"]["en"] == pytest.approx(before["en"]["chrf"] - metrics["per_task"]["en"]["chrf"])
+    model = AutoModelForSeq2SeqLM.from_pretrained(raw["output_dir"])
+    assert model.config.task_names == ["en", "fr", "de"]
+    if sharing == "shared_encoder":
+        # The frozen shared encoder and the old tasks' decoders (no data of theirs was drawn) are unchanged.
+        old_weights = load_file(os.path.join(old["output_dir"], "model.safetensors"))
+        new_weights = load_file(os.path.join(raw["output_dir"], "model.safetensors"))
+        kept = [k for k in old_weights if ".encoder." in k or "task_parts.en." in k or "task_parts.fr." in k]
+        assert kept and all(k in new_weights for k in kept)
+        for key in kept:
+            torch.testing.assert_close(new_weights[key], old_weights[key], rtol=0, atol=0, msg=key)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(raw["output_dir"])
+        assert "<task:de>" in tokenizer.get_vocab() and len(model.config.task_token_ids) == 3

@@ -48,6 +48,25 @@ class GANPipeline(DiffusionPipeline):
         super().__init__()
         self.register_modules(generator_model=generator_model)
 
+    @classmethod
+    def download(cls, pretrained_model_name: str, **kwargs) -> str:
+        """
+        Fetches the pipeline's files from the Hub (`from_pretrained("org/name")` calls this for a repo id) with
+        huggingface_hub's `snapshot_download`. diffusers' own `download` refuses components whose library it does
+        not know (`hf_genxfer...` in model_index.json) before it downloads anything.
+        """
+        from huggingface_hub import constants, snapshot_download
+
+        return snapshot_download(
+            pretrained_model_name,
+            revision=kwargs.get("revision"),
+            cache_dir=kwargs.get("cache_dir"),
+            token=kwargs.get("token"),
+            force_download=bool(kwargs.get("force_download", False)),
+            local_files_only=bool(kwargs.get("local_files_only")) or constants.HF_HUB_OFFLINE,
+            allow_patterns=["model_index.json", "generator_model/*"],
+        )
+
     @torch.no_grad()
     def __call__(
         self,
