@@ -123,6 +123,8 @@ class TransferRecipe:
     exclude: list[str] | None = None  # globs of parameters to leave initialised
     freeze: list[str] | None = None  # globs of parameters to freeze
     freeze_discriminator_blocks: int = 0  # GAN: FreezeD, the discriminator's lowest k blocks
+    fresh_discriminator: bool = False  # GAN: transfer the generator only; the discriminator restarts from its
+    # initialisation (EWC's Fisher is still measured against the source discriminator)
     freeze_encoder: bool = False  # Seq2Seq
     freeze_embeddings: bool = False  # Seq2Seq
     freeze_decoder_layers: int = 0  # Seq2Seq: the lowest k decoder layers
@@ -331,11 +333,16 @@ def _check_transfer(recipe: Recipe) -> None:
         raise RecipeError(
             f"transfer.{changed[0]} needs a source model: set init_from to a model folder or Hub id, or drop it."
         )
-    gan_only = ("freeze_discriminator_blocks", "diffaugment")
+    gan_only = ("freeze_discriminator_blocks", "fresh_discriminator", "diffaugment")
     seq2seq_only = ("freeze_encoder", "freeze_embeddings", "freeze_decoder_layers", "retrain_tokenizer")
     for name in gan_only if recipe.family == "seq2seq" else seq2seq_only:
         if getattr(transfer, name) not in (0, False, None):
             raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")
+    if transfer.fresh_discriminator and transfer.freeze_discriminator_blocks:
+        raise RecipeError(
+            "transfer.fresh_discriminator and transfer.freeze_discriminator_blocks do not combine (FreezeD keeps the "
+            "source discriminator's lower blocks): choose one."
+        )
     if transfer.regularizer_weight < 0:
         raise RecipeError(f"transfer.regularizer_weight must be at least 0, got {transfer.regularizer_weight}.")
     if transfer.layerwise_lr_decay is not None and not 0 < transfer.layerwise_lr_decay <= 1:

@@ -69,6 +69,8 @@ def _gan_transfer(strategy: str, section) -> dict:
     """A GAN strategy name (e.g. "lora+diffaugment") -> the recipe's `transfer` section."""
     base, _, extra = strategy.partition("+")
     transfer: dict = {"strategy": strategy}
+    if base != "freezed" and section.fresh_discriminator:
+        transfer["fresh_discriminator"] = True
     if base == "freezed":
         transfer["freeze_discriminator_blocks"] = section.freeze_discriminator_blocks
     elif base == "lora":
@@ -155,6 +157,9 @@ def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_d
         shutil.rmtree(output_dir, ignore_errors=True)
         init_from = "scratch" if strategy == "scratch" else source_dir
         transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
+        rates = {}
+        if strategy.startswith("lora") and section.lora_learning_rate is not None:
+            rates = {"learning_rate": section.lora_learning_rate, "discriminator_learning_rate": section.learning_rate}
         curve, wall, train_seconds = [], 0.0, 0.0
         for index, steps in enumerate(section.eval_steps):
             raw = _gan_recipe(
@@ -167,6 +172,7 @@ def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_d
                 transfer=transfer,
                 feature_network=feature_network,
             )
+            raw["training"].update(rates)
             metrics, seconds = _train(raw)
             started = time.perf_counter()
             scores = score(GANModel.from_pretrained(output_dir).generator)

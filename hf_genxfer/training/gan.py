@@ -12,7 +12,7 @@ from diffusers.training_utils import EMAModel
 from transformers import get_scheduler
 
 from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
-from ..models.gan import GANConfig, GANGenerator, GANModel, GANPipeline
+from ..models.gan import GANConfig, GANDiscriminator, GANGenerator, GANModel, GANPipeline
 from ..recipes import ImageDataRecipe, Recipe, task_data
 from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
 from ..utils import image_grid
@@ -99,6 +99,24 @@ def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
     for new_task, existing in (recipe.multitask.init_new_tasks_from or {}).items():
         copy_task_parts(target, existing, new_task)
     return target, report
+
+
+def reinitialise_discriminator(model: GANModel, seed: int, report: TransferReport | None = None) -> None:
+    """
+    `transfer.fresh_discriminator`: the discriminator goes back to a seeded initialisation (the transfer report says
+    so per tensor). On few-shot new classes the source discriminator, trained against the source generator on other
+    classes, slows adaptation down; a fresh one co-evolves with the transferred generator as in training from scratch.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = GANDiscriminator(model.config)
+    missing, unexpected = model.discriminator.load_state_dict(fresh.state_dict(), strict=False)
+    if unexpected or any(not name.endswith(("_u", "_v")) for name in missing):
+        raise RuntimeError(f"Could not re-initialise the discriminator: missing {missing}, unexpected {unexpected}.")
+    if report is not None:
+        for entry in report.entries:
+            if entry.name.startswith("discriminator.") and entry.status in ("copied", "remapped"):
+                entry.status, entry.reason, entry.transferred = "initialised", "transfer.fresh_discriminator", 0
 
 
 def copy_task_parts(model: GANModel, existing: str, new_task: str) -> None:
@@ -260,6 +278,8 @@ class GANRun(Run):
             self.regularizer = build_regularizer(
                 self.model.generator, transfer, self._fisher_loss, self._fisher_batches(transfer.fisher_batches)
             )
+            if transfer.fresh_discriminator:
+                reinitialise_discriminator(self.model, recipe.seed, report)
             if accelerator.is_main_process:
                 self.transfer_summary = write_transfer_report(
                     recipe.output_dir, recipe, report, self.model, frozen, print_fn=accelerator.print

@@ -60,6 +60,8 @@ def strategy_name(recipe: Recipe) -> str:
         parts.insert(0, "full")
     if transfer.regularizer != "none":
         parts.append(transfer.regularizer)
+    if transfer.fresh_discriminator:
+        parts.append("fresh_d")
     if transfer.diffaugment:
         parts.append("diffaugment")
     return "+".join(parts)

@@ -64,6 +64,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
         assert {"steps", "wall_seconds", "trainable_fraction", "steps_to_scratch_final_fid"} <= set(result)
     assert digits["lora+diffaugment"]["generator_trainable_fraction"] < 1
     assert digits["full"]["generator_trainable_fraction"] == 1
+    assert report["config"]["gan_digits"]["fresh_discriminator"] is True
     glyphs = report["gan_glyphs"]["strategies"]
     assert 0 <= glyphs["freezed"]["final"]["unseen_accuracy"] <= 1
     assert report["gan_glyphs"]["num_unseen_characters"] == 52

@@ -166,3 +166,32 @@ def test_transfer_fields_need_a_source(tmp_path):
     raw["transfer"] = {"freeze_discriminator_blocks": 1}
     with pytest.raises(RecipeError, match="does not apply to the seq2seq family"):
         validate_recipe(raw)
+
+
+def test_gan_transfer_with_a_fresh_discriminator(tmp_path, gan_source):
+    from hf_genxfer import GANModel
+    from hf_genxfer.training.gan import reinitialise_discriminator
+
+    raw = _gan_target(tmp_path, gan_source, {"fresh_discriminator": True, "regularizer": "ewc", "fisher_batches": 2})
+    train(validate_recipe(raw))
+    report = json.load(open(os.path.join(raw["output_dir"], "transfer_report.json")))
+    assert report["strategy"] == "full+ewc+fresh_d"
+    entries = {e["name"]: e for e in report["parameters"]["entries"]}
+    assert entries["generator.to_image.weight"]["status"] == "copied"
+    discriminator = [e for name, e in entries.items() if name.startswith("discriminator.")]
+    assert discriminator and all(
+        e["status"] == "initialised" and e["reason"] == "transfer.fresh_discriminator" for e in discriminator
+    )
+    # The re-initialisation is seeded and differs from the source discriminator.
+    source = GANModel.from_pretrained(gan_source)
+    a, b = GANModel.from_pretrained(gan_source), GANModel.from_pretrained(gan_source)
+    reinitialise_discriminator(a, seed=0)
+    reinitialise_discriminator(b, seed=0)
+    name = "discriminator.head.parametrizations.weight.original"
+    assert torch.equal(a.state_dict()[name], b.state_dict()[name])
+    assert not torch.equal(a.state_dict()[name], source.state_dict()[name])
+    assert torch.equal(a.state_dict()["generator.to_image.weight"], source.state_dict()["generator.to_image.weight"])
+    with pytest.raises(RecipeError, match="do not combine"):
+        validate_recipe(
+            _gan_target(tmp_path, gan_source, {"fresh_discriminator": True, "freeze_discriminator_blocks": 1})
+        )
