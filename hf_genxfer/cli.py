@@ -121,7 +121,11 @@ def command_bench(args) -> int:
 
     args.out = args.out or f"bench_out/{args.protocol}.json"
     config = resolve_config(quick=args.quick, overrides=args.set)  # bad --set keys fail here, before any training
-    report = run_bench(config, args.out, mode="quick" if args.quick else "full")
+    mode = "quick" if args.quick else "full"
+    if args.resume and args.protocol != "multitask":
+        raise ValueError("--resume works for `genxfer bench multitask` only: rerun the transfer bench without it.")
+    extra = {"resume": True} if args.resume else {}
+    report = run_bench(config, args.out, mode=mode, **extra)
     print_summary(report)
     print(f"Wrote {args.out} and {', '.join(report['plots'])}")
     return 0
@@ -164,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="transfer: transfer strategies against scratch; multitask: one multi-task model against one per task",
     )
     bench.add_argument("--quick", action="store_true", help="shorter schedules (under 15 minutes on 2 cores)")
+    bench.add_argument(
+        "--resume",
+        action="store_true",
+        help="multitask: reuse the jobs an interrupted run with the same --out and fields already finished",
+    )
     bench.add_argument(
         "--out", default=None, help="the JSON file (default bench_out/PROTOCOL.json); PNGs are written beside it"
     )

@@ -20,6 +20,7 @@ the add-task runs once their multi-task GAN is saved.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -487,15 +488,40 @@ def _run_job(kind: str, kwargs: dict, threads: int) -> tuple[dict, float]:
 # The schedule: independent jobs, then the ones that depend on their results
 
 
-class _Schedule:
-    """Jobs by name, each (kind, kwargs, priority); `triggers` add jobs once all the jobs they wait for are done."""
+def _fingerprint(kind: str, kwargs: dict) -> str:
+    """What a job computes: its kind and arguments (bench sections included), as a hash."""
+    return hashlib.sha256(repr((kind, sorted(kwargs.items()))).encode()).hexdigest()
 
-    def __init__(self):
+
+class _Schedule:
+    """
+    Jobs by name, each (kind, kwargs, priority); `triggers` add jobs once all the jobs they wait for are done.
+
+    With `cache_dir`, each finished job's result is written there (atomically, one JSON file per job); with `resume`,
+    a job whose file holds the same fingerprint (kind and arguments, its whole bench section included) is taken from
+    it instead of being run again, so a
+    crashed or interrupted bench continues where it stopped.
+    """
+
+    def __init__(self, cache_dir: str | None = None, resume: bool = False):
         self.pending: dict[str, tuple[str, dict, int]] = {}
         self.triggers: list[tuple[set[str], object]] = []
         self.results: dict[str, dict] = {}
+        self.cache_dir, self.resume = cache_dir, resume
+        self.reused: list[str] = []
+
+    def _cache_path(self, name: str) -> str:
+        return os.path.join(self.cache_dir, name.replace("/", "__") + ".json")
 
     def add(self, name: str, kind: str, priority: int = 0, **kwargs) -> None:
+        if self.cache_dir and self.resume and os.path.isfile(self._cache_path(name)):
+            with open(self._cache_path(name), encoding="utf-8") as handle:
+                cached = json.load(handle)
+            if cached["fingerprint"] == _fingerprint(kind, kwargs):
+                self.results[name] = cached["result"]
+                self.reused.append(name)
+                _log(f"{name}: reused from {self._cache_path(name)}")
+                return
         self.pending[name] = (kind, kwargs, priority)
 
     def when(self, names: list[str], callback) -> None:
@@ -510,9 +536,15 @@ class _Schedule:
     def _next(self) -> str:
         return max(self.pending, key=lambda n: self.pending[n][2])  # dict order breaks ties: the order of adding
 
-    def _done(self, name: str, result: dict, seconds: float) -> None:
+    def _done(self, name: str, result: dict, seconds: float, fingerprint: str | None = None) -> None:
         self.results[name] = result
         _log(f"{name} done in {seconds:.0f} s")
+        if self.cache_dir and fingerprint:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            path = self._cache_path(name)
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump({"fingerprint": fingerprint, "seconds": seconds, "result": result}, handle, indent=1)
+            os.replace(path + ".tmp", path)
 
     def run(self, workers: int, threads: int) -> dict:
         self._fire()
@@ -520,7 +552,7 @@ class _Schedule:
             while self.pending:
                 name = self._next()
                 kind, kwargs, _ = self.pending.pop(name)
-                self._done(name, *_run_job(kind, kwargs, threads))
+                self._done(name, *_run_job(kind, kwargs, threads), _fingerprint(kind, kwargs))
                 self._fire()
             return self.results
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
@@ -529,10 +561,11 @@ class _Schedule:
                 while self.pending and len(running) < workers:
                     name = self._next()
                     kind, kwargs, _ = self.pending.pop(name)
-                    running[pool.submit(_run_job, kind, kwargs, threads)] = name
+                    running[pool.submit(_run_job, kind, kwargs, threads)] = (name, _fingerprint(kind, kwargs))
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    self._done(running.pop(future), *future.result())
+                    name, fingerprint = running.pop(future)
+                    self._done(name, *future.result(), fingerprint)
                 self._fire()
         return self.results
 
@@ -803,9 +836,9 @@ def write_plots(results: dict, out_dir: str, stem: str = "multitask") -> list[st
     return paths
 
 
-def _plan(config: MultitaskBenchConfig, work: str) -> _Schedule:
+def _plan(config: MultitaskBenchConfig, work: str, resume: bool = False) -> _Schedule:
     """Every job of the bench; longer jobs and those others wait for get the higher priority."""
-    schedule = _Schedule()
+    schedule = _Schedule(os.path.join(work, "jobs"), resume)
     s, g = config.seq2seq, config.gan
     if s.enabled:
         for mode in s.modes:
@@ -905,15 +938,18 @@ def _plan(config: MultitaskBenchConfig, work: str) -> _Schedule:
     return schedule
 
 
-def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "full") -> dict:
-    """Runs every enabled scenario's jobs over `config.workers` processes; writes `out` and the PNGs beside it."""
+def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "full", resume: bool = False) -> dict:
+    """
+    Runs every enabled scenario's jobs over `config.workers` processes; writes `out` and the PNGs beside it. With
+    `resume`, jobs finished by an earlier run with the same fields are taken from `<out stem>_runs/jobs/`.
+    """
 
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(out))[0]
     work = os.path.join(out_dir, f"{stem}_runs")
     started = time.perf_counter()
-    schedule = _plan(config, work)
+    schedule = _plan(config, work, resume)
     raw_results = schedule.run(config.workers, config.threads_per_worker)
     results = {}
     if config.seq2seq.enabled:
@@ -929,6 +965,7 @@ def run_multitask_bench(config: MultitaskBenchConfig, out: str, mode: str = "ful
         **results,
         "targets": evaluate_targets(results, config),
         "job_seconds": {name: r["wall_seconds"] for name, r in raw_results.items()},
+        "reused_jobs": schedule.reused,  # --resume: jobs taken from an earlier run (their seconds are its)
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     report["plots"] = [os.path.basename(p) for p in write_plots(results, out_dir, stem)]

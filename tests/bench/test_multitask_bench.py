@@ -81,6 +81,15 @@ def test_bench_multitask_end_to_end(tmp_path, capsys):
         path = tmp_path / f"multitask_{name}.png"
         assert path.is_file() and os.path.getsize(path) > 0
     assert "targets" in capsys.readouterr().out
+    assert report["reused_jobs"] == []
+
+    # --resume takes every finished job from its file; a changed field reruns the jobs of its section.
+    assert main([*arguments, "--resume", "--set", "gan.add_task_steps=3"]) == 0
+    resumed = json.loads(out.read_text())
+    assert set(resumed["reused_jobs"]) == {name for name in report["job_seconds"] if name.startswith("s2s/")}
+    assert resumed["seq2seq"]["sharing"] == report["seq2seq"]["sharing"]
+    assert resumed["gan"]["add_task"]["runs"]["frozen_shared"]["steps"] == 3
+    assert main(["bench", "transfer", "--resume", "--out", str(tmp_path / "t.json")]) == 2
 
 
 def test_delta_p_on_a_hand_example():
