@@ -499,8 +499,7 @@ class _Schedule:
 
     With `cache_dir`, each finished job's result is written there (atomically, one JSON file per job); with `resume`,
     a job whose file holds the same fingerprint (kind and arguments, its whole bench section included) is taken from
-    it instead of being run again, so a
-    crashed or interrupted bench continues where it stopped.
+    it instead of being run again, so a crashed or interrupted bench continues where it stopped.
     """
 
     def __init__(self, cache_dir: str | None = None, resume: bool = False):
