@@ -12,15 +12,14 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# The templates ship inside the package (`model_cards/` at the repository root links here), so wheel installs write cards.
+TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"
 
 
 def _template(family: str) -> Path:
     path = TEMPLATES_DIR / f"{family}.md"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"No model card template at {path}: install hf_genxfer from a checkout (pip install -e)."
-        )
+        raise FileNotFoundError(f"No model card template at {path}: reinstall hf_genxfer (pip install -e .).")
     return path
 
 

@@ -69,16 +69,19 @@ class Seq2SeqMultitaskBench:
             }
         }
     )
-    steps: int = 600  # each single-task model
-    batch_size: int = 24
-    multitask_steps: int = 600
+    # 600 steps at batch 24 and learning rate 1e-3 left every model at exact match 0 (chrF 37-56, 2026-11-28);
+    # 1,000 steps at batch 32 and 5e-4 reach 69% exact match (chrF 95.6) on English with this backbone (2 + 2 layers:
+    # 86%, at twice the time per step).
+    steps: int = 1000  # each single-task model
+    batch_size: int = 32
+    multitask_steps: int = 1000
     multitask_batch_size: int | None = None  # default: batch_size x tasks, so each task sees about as many pairs
-    learning_rate: float = 0.001
-    warmup_steps: int = 60
+    learning_rate: float = 0.0005
+    warmup_steps: int = 100
     mixing: str = "temperature"
     temperature: float = 2.0
     modes: list[str] = field(default_factory=lambda: list(SHARING_MODES))
-    low_resource_modes: list[str] = field(default_factory=lambda: list(SHARING_MODES))
+    low_resource_modes: list[str] = field(default_factory=lambda: ["shared_encoder", "shared_structure"])
     # shared_structure: what each task owns; with a one-layer decoder, "top_decoder_layers" would be the whole decoder
     task_specific: str = "lora"
     task_specific_layers: int = 1  # for task_specific="top_decoder_layers"
@@ -112,7 +115,8 @@ class GANMultitaskBench:
     multitask_steps: int = 800
     multitask_batch_size: int | None = None  # default: batch_size x tasks, so each task sees as many images
     learning_rate: float = 0.0002
-    shared_blocks: list[int | None] = field(default_factory=lambda: [1, None])  # first int: "the shared bottom"
+    # The first int is "the shared bottom"; add null for a fully shared generator with a task embedding.
+    shared_blocks: list[int | None] = field(default_factory=lambda: [1])
     mixing: str = "proportional"
     loss_weighting: str = "equal"
     held_out_fraction: float = 0.2
