@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Local Hub at {hub.endpoint} (repositories in {hub.mirrors}). In another shell:")
     print(f"  export HF_ENDPOINT={hub.endpoint} HF_TOKEN=hf_local")
     print("Ctrl-C stops it.", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops olah too, like Ctrl-C
     try:
         while True:
             time.sleep(3600)
