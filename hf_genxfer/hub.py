@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from huggingface_hub import HfApi
@@ -50,6 +51,20 @@ def source_file(name_or_path: str, filename: str) -> str | None:
         return hf_hub_download(name_or_path, filename)
     except (EntryNotFoundError, LocalEntryNotFoundError):
         return None
+
+
+def source_per_task_metrics(init_from: str) -> dict:
+    """
+    The per-task scores a multi-task source model was saved with (`per_task` of its metrics.json), {} when it has
+    none: the "before" of the forgetting an added task causes.
+    """
+    if init_from == "scratch":
+        return {}
+    path = source_file(init_from, "metrics.json")
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle).get("per_task", {})
 
 
 def load_source(loader, name_or_path: str, **kwargs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import torch
@@ -23,6 +22,7 @@ from .strategy import (
     apply_adapters,
     apply_freezing,
     build_regularizer,
+    check_new_task_names,
     parameter_groups,
     write_transfer_report,
 )
@@ -121,12 +121,7 @@ def reinitialise_discriminator(model: GANModel, seed: int, report: TransferRepor
 
 def copy_task_parts(model: GANModel, existing: str, new_task: str) -> None:
     """Adding a task: its generator and discriminator heads start as copies of an existing task's."""
-    names = model.config.task_names or []
-    for task in (existing, new_task):
-        if task not in names:
-            raise ValueError(
-                f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
-            )
+    check_new_task_names(model.config.task_names or [], existing, new_task)
     for part in (model.generator, model.discriminator):
         if hasattr(part, "task_heads"):
             part.task_heads[new_task].load_state_dict(part.task_heads[existing].state_dict())
@@ -568,15 +563,9 @@ class GANRun(Run):
 
     def _forgetting(self, per_task: dict) -> dict:
         """FID change of the tasks that the source model already had (positive: the task got worse)."""
-        if self.recipe.init_from == "scratch":
-            return {}
-        from ..hub import source_file
+        from ..hub import source_per_task_metrics
 
-        path = source_file(self.recipe.init_from, "metrics.json")
-        if path is None:
-            return {}
-        with open(path, encoding="utf-8") as handle:
-            before = json.load(handle).get("per_task", {})
+        before = source_per_task_metrics(self.recipe.init_from)
         return {task: per_task[task]["fid"] - before[task]["fid"] for task in per_task if task in before}
 
     def save(self, output_dir: str) -> None:

@@ -4,7 +4,6 @@ generation (exact match, chrF, BLEU), early stopping, and saving with the tokeni
 from __future__ import annotations
 
 import copy
-import json
 import os
 
 import torch
@@ -34,6 +33,7 @@ from .strategy import (
     apply_adapters,
     apply_freezing,
     build_regularizer,
+    check_new_task_names,
     parameter_groups,
     write_transfer_report,
 )
@@ -129,15 +129,11 @@ def seq2seq_forgetting(init_from: str, per_task: dict) -> dict:
     Adding a task to a trained multi-task model: how much each task the source already had lost, as
     `forgetting_chrf` and `forgetting_exact_match` (source score minus this run's; positive: the task got worse).
     """
-    if init_from == "scratch":
-        return {}
-    from ..hub import source_file
+    from ..hub import source_per_task_metrics
 
-    path = source_file(init_from, "metrics.json")
-    if path is None:
+    before = source_per_task_metrics(init_from)
+    if not before:
         return {}
-    with open(path, encoding="utf-8") as handle:
-        before = json.load(handle).get("per_task", {})
     return {
         f"forgetting_{metric}": {
             task: before[task][metric] - per_task[task][metric]
@@ -152,11 +148,7 @@ def copy_seq2seq_task_parts(model: Seq2SeqModel, init_new_tasks_from: dict[str, 
     """Adding a task: its parts (decoder, top layers, LM head or adapters) start as copies of an existing task's."""
     for new_task, existing in init_new_tasks_from.items():
         names = model.config.task_names or []
-        for task in (existing, new_task):
-            if task not in names:
-                raise ValueError(
-                    f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
-                )
+        check_new_task_names(names, existing, new_task)
         if model.config.sharing == "hard":
             # One backbone for all: the new task's token embedding starts as the existing task's.
             token_ids = model.config.task_token_ids

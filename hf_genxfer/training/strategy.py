@@ -145,3 +145,12 @@ def write_transfer_report(
     with open(os.path.join(output_dir, "transfer_report.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
     return summary
+
+
+def check_new_task_names(names: list[str], existing: str, new_task: str) -> None:
+    """`multitask.init_new_tasks_from: {new_task: existing}` must name two of the model's tasks."""
+    for task in (existing, new_task):
+        if task not in names:
+            raise ValueError(
+                f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
+            )
