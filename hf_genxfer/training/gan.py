@@ -387,7 +387,9 @@ class GANRun(Run):
         """Example indices of a batch and, for a multi-task run, each example's task index."""
         if self.task_names is None:
             return self.stream.indices(batch_number), None
-        pairs = self.task_batches.pairs(batch_number)
+        # Grouped by task (stable, so the draw order within a task stays): the discriminator's minibatch-std groups
+        # are runs of consecutive samples, and should measure one task's diversity, not the gap between tasks.
+        pairs = sorted(self.task_batches.pairs(batch_number), key=lambda pair: self.task_names.index(pair[0]))
         indices = [self.task_offsets[task] + index for task, index in pairs]
         task_ids = torch.tensor([self.task_names.index(task) for task, _ in pairs], device=self.accelerator.device)
         return indices, task_ids

@@ -38,6 +38,7 @@ TINY = [
     "gan.batch_size=8",
     "gan.shared_blocks=[1]",
     "gan.num_samples=32",
+    "gan.seeds=[0,1]",
 ]
 
 
@@ -69,6 +70,16 @@ def test_bench_multitask_end_to_end(tmp_path, capsys):
     shared = gan["multitask"]["shared_blocks_1"]
     assert set(shared["per_task"]) == {"low", "high"} and shared["per_task"]["low"]["fid"] >= 0
     assert 0 < shared["parameter_ratio"] < 1 and shared["generator_parameter_ratio"] > 0
+    # Each arm is trained once per seed; the tables hold the mean over seeds, each seed's value beside it.
+    assert gan["seeds"] == [0, 1]
+    for scores in [*gan["separate"].values(), *shared["per_task"].values()]:
+        assert len(scores["fid_per_seed"]) == 2
+        assert scores["fid"] == pytest.approx(sum(scores["fid_per_seed"]) / 2)
+    assert len(shared["mean_fid_ratio_per_seed"]) == 2
+    assert shared["mean_fid_ratio"] == pytest.approx(
+        shared["mean"]["fid"] / gan["separate_total"]["mean_fid"], abs=1e-4
+    )
+    assert {"gan/single/low/seed1", "gan/multi/shared_blocks_1/seed1"} <= set(report["job_seconds"])
     add = gan["add_task"]
     assert add["new_task"] == "odd" and set(add["runs"]) == {"frozen_shared", "unfrozen"}
     frozen = add["runs"]["frozen_shared"]
@@ -108,6 +119,8 @@ def test_quick_mode_and_bad_fields():
     assert quick.seq2seq.steps < resolve_config().seq2seq.steps
     with pytest.raises(RecipeError, match="seq2seq.weightings"):
         resolve_config(overrides=["seq2seq.weightings=[magic]"])
+    with pytest.raises(RecipeError, match="gan.seeds"):
+        resolve_config(overrides=["gan.seeds=[0,0]"])
 
 
 def test_bench_multitask_bad_field_exits_2_with_one_sentence(tmp_path, capsys):

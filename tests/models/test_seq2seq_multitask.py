@@ -391,3 +391,36 @@ def test_lora_shares_the_backbone_weights_under_their_single_task_names():
                 backbone=dict(TINY_BACKBONES["bart"]), task_names=TASKS, **MODES["lora"], lora_target_modules=["q"]
             )
         )
+
+
+def test_hard_sharing_starts_the_decoder_from_the_task_token(kind):
+    model = tiny_multitask(kind, "hard")
+    batch = tiny_batch()
+    token_ids = model.config.task_token_ids
+    tasks = ["en", "fr", "fr", "en"]
+    starts = torch.tensor([[token_ids[TASKS.index(task)]] for task in tasks])
+    # Training from labels alone: the decoder reads the task token, then the labels shifted right.
+    shifted = torch.cat([starts, batch["labels"][:, :-1]], dim=1)
+    shifted[shifted == -100] = model.config.backbone.pad_token_id
+    from_labels = model(**batch, task=tasks)
+    explicit = model(**batch, decoder_input_ids=shifted, task=tasks)
+    torch.testing.assert_close(from_labels.logits, explicit.logits, rtol=0, atol=0)
+    torch.testing.assert_close(from_labels.loss, explicit.loss, rtol=0, atol=0)
+    # Decoder inputs shifted behind decoder_start_token_id (as DataCollatorForSeq2Seq(model=...) builds them): the
+    # start position takes the task token too, so training reads what generation starts from.
+    collated = model(
+        **batch, decoder_input_ids=model.prepare_decoder_input_ids_from_labels(batch["labels"]), task=tasks
+    )
+    torch.testing.assert_close(collated.logits, from_labels.logits, rtol=0, atol=0)
+    generated = model.generate(
+        batch["input_ids"], attention_mask=batch["attention_mask"], task=tasks, max_new_tokens=3
+    )
+    assert torch.equal(generated[:, :1], starts)
+    # Off: the decoder starts from the backbone's decoder_start_token_id, as before, and the task is seen by the
+    # encoder only.
+    model.config.task_token_in_decoder = False
+    generated = model.generate(
+        batch["input_ids"], attention_mask=batch["attention_mask"], task=tasks, max_new_tokens=3
+    )
+    assert (generated[:, 0] == model.config.backbone.decoder_start_token_id).all()
+    assert not torch.allclose(model(**batch, task=tasks).logits, from_labels.logits)

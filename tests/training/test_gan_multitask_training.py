@@ -104,3 +104,23 @@ def test_adding_a_task_measures_forgetting(tmp_path):
     report = json.load(open(os.path.join(raw["output_dir"], "transfer_report.json")))["parameters"]
     statuses = {e["name"]: e["status"] for e in report["entries"]}
     assert statuses["generator.task_heads.odd.to_image.weight"] == "initialised"  # then copied from "high"
+
+
+def test_multitask_batches_are_grouped_by_task(tmp_path):
+    # The discriminator's minibatch-std groups are runs of consecutive images: each must hold one task's images.
+    from hf_genxfer.training.gan import GANRun
+    from hf_genxfer.training.loop import build_accelerator
+
+    recipe = validate_recipe(multitask_recipe(tmp_path / "run", mixing="temperature", max_steps=2, batch_size=16))
+    run = GANRun(recipe, build_accelerator(recipe))
+    mixed = 0
+    for batch_number in range(8):
+        indices, task_ids = run._batch(batch_number)
+        assert torch.equal(task_ids, torch.sort(task_ids).values)
+        mixed += len(torch.unique(task_ids)) > 1
+        # Sorting keeps each example with its task: the image's label belongs to that task's classes.
+        labels = run.train_labels[indices]
+        assert all(int(label) < 5 for label in labels[task_ids == 0]) and all(
+            int(label) >= 5 for label in labels[task_ids == 1]
+        )
+    assert mixed > 0

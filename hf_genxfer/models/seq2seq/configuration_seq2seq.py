@@ -87,6 +87,11 @@ class Seq2SeqConfig(PreTrainedConfig):
         task_token_ids (`list[int]`, *optional*):
             For `sharing="hard"`: the token id prepended to the encoder input of each task, in `task_names` order.
             Set by [`add_task_tokens`], which adds `<task:NAME>` tokens to the tokenizer.
+        task_token_in_decoder (`bool`, *optional*, defaults to `True`):
+            For `sharing="hard"`: the decoder also starts from the task's token (in place of
+            `decoder_start_token_id`, as mBART and NLLB start from a language code), so every decoding step sees the
+            task through self-attention and not only through cross-attention to the encoder's first position.
+            `generate` outputs then begin with the task token (`skip_special_tokens=True` drops it).
         task_specific (`str`, *optional*, defaults to `"top_decoder_layers"`):
             For `sharing="shared_structure"`: what each task owns, `"top_decoder_layers"` (the top
             `task_specific_layers` decoder layers) or `"lm_head"` (an output projection per task, untied from the
@@ -125,6 +130,7 @@ class Seq2SeqConfig(PreTrainedConfig):
     task_names: list[str] = field(default_factory=lambda: ["default"])
     sharing: str = "single"
     task_token_ids: list[int] | None = None
+    task_token_in_decoder: bool = True
     task_specific: str = "top_decoder_layers"
     task_specific_layers: int = 1
     lora_rank: int = 8

@@ -404,7 +404,8 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         task (`str`, `list[str]` or `torch.LongTensor` of shape `(B,)`, *optional*):
             The task of the batch or of each example, for the multi-task sharing modes (required there; a single-task
             model accepts any of its `task_names` and ignores it). With sharing="hard" it is used while encoding
-            (the task token is prepended to `input_ids`/`inputs_embeds`), and ignored when `encoder_outputs` is given.
+            (the task token is prepended to `input_ids`/`inputs_embeds`) and, with `config.task_token_in_decoder`, at
+            the decoder's first position (which takes the task token in place of whatever start token it holds).
         """
         kwargs.pop("return_dict", None)  # always a Seq2SeqLMOutput: `generate` and the training loop read fields
         inputs = dict(
@@ -438,12 +439,8 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
 
     def _prepend_task_tokens(self, tasks: list[str], input_ids, inputs_embeds, attention_mask):
         """sharing="hard": each example's encoder input starts with its task's token."""
-        if self.config.task_token_ids is None:
-            raise ValueError("sharing='hard' needs `config.task_token_ids`: call add_task_tokens(tokenizer, model).")
         device = (input_ids if input_ids is not None else inputs_embeds).device
-        token_ids = self.config.task_token_ids
-        prefix = torch.tensor([token_ids[self.config.task_names.index(name)] for name in tasks], device=device)
-        prefix = prefix[:, None]  # (B, 1)
+        prefix = self._task_token_column(tasks, device)  # (B, 1)
         if input_ids is not None:
             input_ids = torch.cat([prefix, input_ids], dim=1)  # (B, S) -> (B, 1+S)
         else:
@@ -453,13 +450,42 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
             attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], 1), attention_mask], dim=1)
         return input_ids, inputs_embeds, attention_mask
 
+    def _task_token_column(self, tasks: list[str], device) -> torch.LongTensor:
+        """(B, 1): each example's task token, for sharing="hard"."""
+        if self.config.task_token_ids is None:
+            raise ValueError("sharing='hard' needs `config.task_token_ids`: call add_task_tokens(tokenizer, model).")
+        token_ids = self.config.task_token_ids
+        return torch.tensor([token_ids[self.config.task_names.index(name)] for name in tasks], device=device)[:, None]
+
     def _hard_forward(self, inputs: dict, task) -> Seq2SeqMultitaskLMOutput:
         tasks = None
-        if inputs["encoder_outputs"] is None:
+        # task_token_in_decoder: decoder position 0 holds the task's token. It is put there whenever the task is
+        # given and the decoder inputs start at position 0 (labels alone, or decoder inputs shifted behind
+        # decoder_start_token_id by the backbone or `DataCollatorForSeq2Seq`); `generate` starts from it itself.
+        cache = inputs["cache"]
+        at_decoder_start = (
+            self.config.task_token_in_decoder
+            and inputs["decoder_inputs_embeds"] is None
+            and (cache is None or cache.get_seq_length() == 0)
+        )
+        if inputs["encoder_outputs"] is None or (task is not None and at_decoder_start):
             tasks = self.resolve_tasks(task, self._batch_size(inputs))
+        if inputs["encoder_outputs"] is None:
             inputs["input_ids"], inputs["inputs_embeds"], inputs["attention_mask"] = self._prepend_task_tokens(
                 tasks, inputs["input_ids"], inputs["inputs_embeds"], inputs["attention_mask"]
             )
+        if tasks is not None and at_decoder_start:
+            labels, decoder_input_ids = inputs["labels"], inputs["decoder_input_ids"]
+            if decoder_input_ids is None and labels is not None:
+                # Labels shifted right, as the backbone does it: (B, T) -> (B, T)
+                decoder_input_ids = torch.cat([labels.new_zeros(labels.shape[0], 1), labels[:, :-1]], dim=1)
+                decoder_input_ids = decoder_input_ids.masked_fill(
+                    decoder_input_ids == -100, self.config.backbone.pad_token_id
+                )
+            if decoder_input_ids is not None:
+                decoder_input_ids = decoder_input_ids.clone()
+                decoder_input_ids[:, :1] = self._task_token_column(tasks, decoder_input_ids.device)
+                inputs["decoder_input_ids"] = decoder_input_ids
         output = self.backbone(**inputs, return_dict=True)
         task_losses = None
         if output.loss is not None and tasks is not None:
@@ -521,7 +547,8 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
     def generate(self, inputs: torch.Tensor | None = None, *args, task=None, **kwargs):
         r"""
         [`GenerationMixin.generate`] with `task=`: required for the multi-task sharing modes. sharing="hard" accepts
-        one task per example; the per-task-parts modes take one task name for the whole call.
+        one task per example (with `config.task_token_in_decoder`, decoding starts from each example's task token);
+        the per-task-parts modes take one task name for the whole call.
         """
         sharing = self.config.sharing
         if sharing == "single":
@@ -533,6 +560,9 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
             if input_ids is None:
                 raise ValueError("sharing='hard' generates from input_ids (the task token is prepended to them).")
             tasks = self.resolve_tasks(task, input_ids.shape[0])
+            if self.config.task_token_in_decoder:
+                # One start token per example (generate expands it over beams and samples).
+                kwargs["decoder_start_token_id"] = self._task_token_column(tasks, input_ids.device)[:, 0].tolist()
             input_ids, _, kwargs["attention_mask"] = self._prepend_task_tokens(
                 tasks, input_ids, None, kwargs.get("attention_mask")
             )
