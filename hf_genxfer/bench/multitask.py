@@ -683,12 +683,12 @@ def _seed_mean(runs: list[dict], keys=("fid", "kid")) -> dict:
 
 
 def _assemble_gan(g: GANMultitaskBench, results: dict) -> dict:
-    def runs(name: str) -> list[dict]:
+    def seed_runs(name: str) -> list[dict]:
         return [results[f"{name}/seed{seed}"] for seed in g.seeds]
 
     separate = {}
     for task in g.tasks:
-        task_runs = runs(f"gan/single/{task}")
+        task_runs = seed_runs(f"gan/single/{task}")
         separate[task] = {
             **_seed_mean(task_runs),
             **{k: task_runs[0][k] for k in ("total_parameters", "generator_parameters", "steps", "num_real")},
@@ -705,7 +705,7 @@ def _assemble_gan(g: GANMultitaskBench, results: dict) -> dict:
     multitask = {}
     for shared_blocks in g.shared_blocks:
         name = _shared_name(shared_blocks)
-        multi_runs = runs(f"gan/multi/{name}")
+        multi_runs = seed_runs(f"gan/multi/{name}")
         result = {
             k: v for k, v in multi_runs[0].items() if k not in ("output_dir", "per_task", "mean", "wall_seconds")
         }

@@ -477,11 +477,7 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         if tasks is not None and at_decoder_start:
             labels, decoder_input_ids = inputs["labels"], inputs["decoder_input_ids"]
             if decoder_input_ids is None and labels is not None:
-                # Labels shifted right, as the backbone does it: (B, T) -> (B, T)
-                decoder_input_ids = torch.cat([labels.new_zeros(labels.shape[0], 1), labels[:, :-1]], dim=1)
-                decoder_input_ids = decoder_input_ids.masked_fill(
-                    decoder_input_ids == -100, self.config.backbone.pad_token_id
-                )
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)  # (B, T), shifted right
             if decoder_input_ids is not None:
                 decoder_input_ids = decoder_input_ids.clone()
                 decoder_input_ids[:, :1] = self._task_token_column(tasks, decoder_input_ids.device)
