@@ -151,15 +151,41 @@ class GANPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         slope = self.config.negative_slope
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            # A spectral-normed layer keeps its trainable weight under parametrizations.weight.original.
-            weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        if not isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            return
+        # A spectral-normed layer keeps its trainable weight under parametrizations.weight.original.
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        was_loaded = getattr(weight, "_is_hf_initialized", False)  # from_pretrained: init leaves loaded tensors be
+        if isinstance(module, nn.Embedding):
+            init.normal_(weight, mean=0.0, std=1.0)
+        else:
             init.kaiming_normal_(weight, a=slope, nonlinearity="leaky_relu")
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-            init.normal_(weight, mean=0.0, std=1.0)
+        if hasattr(module, "parametrizations"):
+            _refresh_spectral_norm(module, weight_was_loaded=was_loaded)
+
+
+def _refresh_spectral_norm(module: nn.Module, weight_was_loaded: bool, iterations: int = 50) -> None:
+    """
+    Power iterations for a spectral-normed layer whose weight was just (re)initialised. `spectral_norm` estimates the
+    top singular vectors when it wraps the layer, and initialisation replaces the weight afterwards: without this the
+    stored vectors belong to the old weight, and in eval mode the layer is far from 1-Lipschitz until training has
+    run enough power iterations. Vectors loaded with their weight (from_pretrained) are kept as saved.
+    """
+    for parametrization in module.parametrizations.weight:
+        u, v = getattr(parametrization, "_u", None), getattr(parametrization, "_v", None)
+        if u is None or v is None:
+            continue  # a 1-d weight needs no estimate
+        if weight_was_loaded and getattr(u, "_is_hf_initialized", False):
+            continue
+        weight = module.parametrizations.weight.original
+        if parametrization.dim != 0:
+            weight = weight.movedim(parametrization.dim, 0)
+        matrix = weight.flatten(1)  # (out, in*k*k), as the parametrization reads it
+        for _ in range(iterations):  # from the current (random) vectors, as spectral_norm itself starts
+            v.copy_(nn.functional.normalize(matrix.mT @ u, dim=0, eps=parametrization.eps))
+            u.copy_(nn.functional.normalize(matrix @ v, dim=0, eps=parametrization.eps))
 
 
 class GANGeneratorHead(nn.Module):
