@@ -1,4 +1,15 @@
-"""Shared fixtures: tiny configs and recipes so that every test runs in seconds on 2 CPU cores."""
+"""Shared fixtures: tiny configs and recipes so that every test runs in seconds on 2 CPU cores.
+
+Exact or close: the suite must pass on any CPU, and floating-point results of BLAS/convolution kernels differ with
+the CPU, the thread count and the memory alignment of the tensors. So:
+- bitwise (`rtol=0, atol=0`, `torch.equal`) only where it is guaranteed: the same computation on tensors of the
+  same layout, i.e. within one process on in-memory tensors (a wrapped model against its bare backbone, a copied
+  task head against its original), DDP ranks (identical replicas by construction), stored values that were copied
+  or saved (state dicts, safetensors bytes), discrete outputs (token ids), and resume exactness (a resumed run
+  replays the same kernels on the same layouts: its final weights must equal an uninterrupted run's bit for bit);
+- tight tolerances (`tolerances.AFTER_RELOAD`) for arithmetic on tensors that were saved and loaded again, or
+  computed in another process: the saved tensors are identical, the rounding of the arithmetic on them may not be.
+"""
 
 import os
 
