@@ -10,9 +10,11 @@ import json
 import os
 import sys
 
-from .recipes import RecipeError
+from .errors import GenxferError
 
-USER_ERRORS = (RecipeError, ValueError, OSError)
+# GenxferError carries the project's own sentences; ValueError and OSError are what transformers, datasets and the
+# standard library raise for bad values and missing files.
+USER_ERRORS = (GenxferError, ValueError, OSError)
 
 
 def _read_recipe_family(folder: str) -> str:
@@ -203,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except USER_ERRORS as error:
-        print(f"genxfer {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"genxfer {args.command}: error: {message}", file=sys.stderr)
+        return getattr(error, "exit_status", 2)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def run_gan_demo(out: str, quick: bool = False) -> dict:
     from .training.gan import load_image_splits, score_generator
     from .training.loop import train
 
-    overrides = [f"output_dir={os.path.join(out, 'gan_digits')}"]
+    # The demo always starts afresh: a second `make demo` replaces the first one's run.
+    overrides = [f"output_dir={os.path.join(out, 'gan_digits')}", "training.overwrite_output_dir=true"]
     if quick:
         overrides += ["training.max_steps=20", "training.checkpoint_every=10", "evaluation.num_samples=200"]
     recipe = load_recipe(_recipe_path("gan_digits_pretrain.yaml"), overrides)
@@ -77,7 +78,7 @@ def run_seq2seq_demo(out: str, quick: bool = False) -> dict:
     from .recipes import load_recipe
     from .training.loop import train
 
-    overrides = [f"output_dir={os.path.join(out, 's2s_num2words_en')}"]
+    overrides = [f"output_dir={os.path.join(out, 's2s_num2words_en')}", "training.overwrite_output_dir=true"]
     if quick:
         overrides += [
             "training.max_steps=20",

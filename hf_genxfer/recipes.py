@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,11 +18,81 @@ from typing import Any, Literal
 
 import yaml
 
+from .errors import RecipeError
+
 FAMILIES = ("gan", "seq2seq")
 
 
-class RecipeError(ValueError):
-    """A recipe that cannot run, with a message naming the field and the fix."""
+# --------------------------------------------------------------------------------------------------------------------
+# YAML as people write it
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """
+    PyYAML's safe loader with YAML 1.2's core schema for scalars: `2e-4` is a number (YAML 1.1 needs `2.0e-4`),
+    `no`/`on` are strings (YAML 1.1 makes them booleans, so Norwegian's num2words code `no` became False), `010` is
+    ten, not octal eight, and `2026-12-01` stays a string. A key given twice in one mapping is an error, not a silent overwrite.
+    """
+
+
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag.rsplit(":", 1)[-1] not in ("bool", "float", "int", "timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_int(loader: RecipeLoader, node) -> int:
+    text = loader.construct_scalar(node).replace("_", "")
+    return int(text, 0) if text.lower().startswith(("0o", "0x", "-0o", "-0x", "+0o", "+0x")) else int(text, 10)
+
+
+def _construct_mapping(loader: RecipeLoader, node) -> dict:
+    loader.flatten_mapping(node)
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is given twice in one mapping (the first would be lost)", mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+RecipeLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+RecipeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+
+
+def load_yaml(text: str, where: str, fix: str = "fix it there", show_position: bool = True):
+    """YAML text -> Python values with `RecipeLoader`; a syntax error is one sentence naming `where` and the line."""
+    try:
+        return yaml.load(text, Loader=RecipeLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+        place = where
+        if show_position and mark is not None:
+            place = f"{where}, line {mark.line + 1}, column {mark.column + 1},"
+        raise RecipeError(f"{place} is not valid YAML ({' '.join(str(problem).split())}): {fix}.") from None
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -84,6 +156,8 @@ class TrainingRecipe:
     checkpoint_every: int = 500
     checkpoints_total_limit: int = 2
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
+    overwrite_output_dir: bool = False  # start afresh in an output_dir that holds another run's checkpoints
+    # (deletes them); without it such a folder is refused, so that no run continues or prunes another's checkpoints
     sample_every: int = 500  # GAN: sample grid PNG + tensorboard image
     log_every: int = 50
     eval_every: int = 0  # evaluate every k steps (0: only at the end); Seq2Seq on validation, GAN FID/KID on held-out
@@ -182,6 +256,25 @@ def _type_name(hint) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def _number(value) -> int | float | None:
+    """An int or float, or a string that spells one ("2e-4" from a YAML 1.1 reader, "1_000"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value, hint, where: str):
     """Checks `value` against a type hint (int, float, str, bool, list[...], X | None, Literal[...], dict)."""
     origin = typing.get_origin(hint)
@@ -215,13 +308,17 @@ def _coerce(value, hint, where: str):
             raise RecipeError(f"{where} must be true or false, got {value!r}.")
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        number = _number(value)
+        if number is None or not math.isfinite(number) or number != int(number):
             raise RecipeError(f"{where} must be an integer, got {value!r}.")
-        return value
+        return int(number)
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        number = _number(value)
+        if number is None:
             raise RecipeError(f"{where} must be a number, got {value!r}.")
-        return float(value)
+        if not math.isfinite(number):
+            raise RecipeError(f"{where} must be a finite number, got {value!r}.")
+        return float(number)
     if hint is str:
         if not isinstance(value, str):
             raise RecipeError(f"{where} must be a string, got {value!r}.")
@@ -252,12 +349,19 @@ def _build(cls, values, where: str):
     return cls(**kwargs)
 
 
+def _config_class(family: str):
+    if family == "gan":
+        from .models.gan import GANConfig
+
+        return GANConfig
+    from .models.seq2seq import Seq2SeqConfig
+
+    return Seq2SeqConfig
+
+
 def _check_model_keys(family: str, model: dict) -> None:
     """Model keys must be fields of the family's config class (transformers configs accept anything silently)."""
-    if family == "gan":
-        from .models.gan import GANConfig as config_class
-    else:
-        from .models.seq2seq import Seq2SeqConfig as config_class
+    config_class = _config_class(family)
     allowed = [p for p in inspect.signature(config_class.__init__).parameters if p not in ("self", "kwargs")]
     for key in model:
         if key not in allowed:
@@ -273,24 +377,104 @@ def validate_recipe(raw: dict) -> Recipe:
     recipe = _build(Recipe, raw, "")
     recipe.data = _build(SECTION_TYPES[recipe.family], raw.get("data"), "data")
     _check_model_keys(recipe.family, recipe.model)
+    _check_ranges(recipe)
     training = recipe.training
-    for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "log_every"):
-        if getattr(training, name) < 1:
-            raise RecipeError(f"training.{name} must be at least 1, got {getattr(training, name)}.")
-    if training.checkpoints_total_limit < 1:
-        raise RecipeError(
-            f"training.checkpoints_total_limit must be at least 1, got {training.checkpoints_total_limit}."
-        )
     betas = training.adam_betas
     if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
-    if training.learning_rate <= 0:
-        raise RecipeError(f"training.learning_rate must be positive, got {training.learning_rate}.")
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
+    if training.overwrite_output_dir and training.resume_from_checkpoint not in (None, ""):
+        raise RecipeError(
+            "training.overwrite_output_dir deletes the checkpoints that training.resume_from_checkpoint would "
+            "continue: choose one."
+        )
     _check_transfer(recipe)
     _check_multitask(recipe)
+    _check_model_values(recipe)
     return recipe
+
+
+# Numeric fields and their ranges: (low, high, low inclusive); None is always allowed where the field is optional.
+_RANGES = {
+    "training.max_steps": (1, None, True),
+    "training.batch_size": (1, None, True),
+    "training.gradient_accumulation_steps": (1, None, True),
+    "training.checkpoint_every": (1, None, True),
+    "training.checkpoints_total_limit": (1, None, True),
+    "training.log_every": (1, None, True),
+    "training.learning_rate": (0, None, False),
+    "training.discriminator_learning_rate": (0, None, False),
+    "training.weight_decay": (0, None, True),
+    "training.warmup_steps": (0, None, True),
+    "training.max_grad_norm": (0, None, False),
+    "training.r1_gamma": (0, None, True),
+    "training.r1_every": (1, None, True),
+    "training.sample_every": (0, None, True),
+    "training.eval_every": (0, None, True),
+    "training.early_stopping_patience": (1, None, True),
+    "training.num_workers": (0, None, True),
+    "evaluation.num_samples": (1, None, True),
+    "evaluation.batch_size": (1, None, True),
+    "evaluation.num_beams": (1, None, True),
+    "evaluation.max_new_tokens": (1, None, True),
+    "evaluation.num_examples": (0, None, True),
+    "transfer.freeze_discriminator_blocks": (0, None, True),
+    "transfer.freeze_decoder_layers": (0, None, True),
+    "transfer.fisher_batches": (1, None, True),
+    "transfer.lora.r": (1, None, True),
+    "transfer.lora.alpha": (0, None, False),
+    "transfer.lora.dropout": (0, 1, True),
+    "multitask.cap": (1, None, True),
+    "multitask.temperature": (0, None, False),
+    "multitask.gradnorm_alpha": (0, None, True),
+    "data.shots_per_class": (1, None, True),
+    "data.held_out_fraction": (0, 1, False),
+    "data.train_size": (1, None, True),
+    "data.validation_size": (0, None, True),
+    "data.test_size": (1, None, True),
+    "data.max_source_length": (1, None, True),
+    "data.max_target_length": (1, None, True),
+}
+
+
+def _check_ranges(recipe: Recipe) -> None:
+    for path, (low, high, low_inclusive) in _RANGES.items():
+        node = recipe
+        for part in path.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        if node is None:
+            continue
+        too_low = node < low if low_inclusive else node <= low
+        too_high = high is not None and node >= high
+        if too_low or too_high:
+            if high is not None:
+                span = f"in [{low}, {high})" if low_inclusive else f"between {low} and {high} (exclusive)"
+            else:
+                span = f"at least {low}" if low_inclusive else f"greater than {low}"
+            raise RecipeError(f"{path} must be {span}, got {node!r}.")
+    data = recipe.data
+    if getattr(data, "low", None) is not None and data.low >= data.high:
+        raise RecipeError(f"data.low must be below data.high, got low={data.low} and high={data.high}.")
+    for task, weight in (recipe.multitask.task_weights or {}).items():
+        number = _number(weight)
+        if number is None or not math.isfinite(number) or number < 0:
+            raise RecipeError(f"multitask.task_weights.{task} must be a number of at least 0, got {weight!r}.")
+
+
+def _check_model_values(recipe: Recipe) -> None:
+    """A scratch model's fields build its config here, so a bad value fails before any data or training."""
+    if recipe.init_from != "scratch":
+        return  # the fields update the source's config; checked when the target is built
+    fields = dict(recipe.model)
+    if recipe.family == "seq2seq":
+        fields.pop("backbone", None)  # sized to the tokenizer once it is trained
+    try:
+        _config_class(recipe.family)(**fields)
+    except (ValueError, TypeError, KeyError) as error:
+        raise RecipeError(f"model: {' '.join(str(error).split())}") from None
 
 
 def _check_multitask(recipe: Recipe) -> None:
@@ -363,7 +547,10 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     path = [part for part in key.strip().split(".") if part]
     if not path:
         raise RecipeError(f"--set needs a key before '=', got {assignment!r}.")
-    return path, yaml.safe_load(value) if value.strip() else ""
+    if not value.strip():
+        return path, ""
+    fix = "quote text that should stay as written, e.g. --set 'key=\"[1,\"'"
+    return path, load_yaml(value, f"The value of --set {assignment}", fix=fix, show_position=False)
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -391,11 +578,12 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         raise RecipeError(
             f"No recipe file at {str(path)!r}: pass the path to a YAML recipe, e.g. recipes/gan_digits_pretrain.yaml."
         )
-    with open(path, encoding="utf-8") as handle:
-        try:
-            raw = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise RecipeError(f"{path} is not valid YAML: {error}") from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(f"Cannot read the recipe {str(path)!r} ({error}): pass a UTF-8 YAML file.") from None
+    raw = load_yaml(text, str(path))
     return validate_recipe(apply_overrides(raw or {}, overrides or []))
 
 

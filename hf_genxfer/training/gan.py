@@ -190,33 +190,17 @@ def score_generator(
 
 
 class NoiseState:
-    """
-    The seeded CPU generator behind latents and fake labels, saved in checkpoints so that resuming is exact. Each
-    process has its own; accelerate writes custom state from the main process only, so the state holds every
-    process's generator (gathered) and each process takes back its own.
-    """
+    """The seeded CPU generator behind latents and fake labels, kept in checkpoints (one per process) so that resuming
+    is exact."""
 
-    def __init__(self, seed: int, process_index: int = 0, num_processes: int = 1):
+    def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
-        self.process_index = process_index
-        self.num_processes = num_processes
 
     def state_dict(self) -> dict:
-        state = self.generator.get_state()
-        if self.num_processes == 1:
-            return {"generators": [state]}
-        from accelerate.utils import gather_object
-
-        return {"generators": gather_object([state])}
+        return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        generators = state["generators"]
-        if len(generators) != self.num_processes:
-            raise ValueError(
-                f"This checkpoint was written by {len(generators)} process(es) and this run has {self.num_processes}: "
-                "resume with the same number of processes."
-            )
-        self.generator.set_state(generators[self.process_index])
+        self.generator.set_state(state["generator"])
 
 
 class GANRun(Run):
@@ -258,9 +242,7 @@ class GANRun(Run):
                 accelerator.process_index,
                 accelerator.num_processes,
             )
-        self.noise = NoiseState(
-            recipe.seed * 7919 + accelerator.process_index, accelerator.process_index, accelerator.num_processes
-        )
+        self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
 
@@ -378,10 +360,14 @@ class GANRun(Run):
         logits = self.model.discriminator(fake, class_labels=labels, task=tasks).logits
         return generator_loss(logits, self.config.adversarial_loss)
 
-    def checkpointed_objects(self) -> list:
-        extras = [self.ema] if self.ema is not None else []
-        extras += [self.weighting] if self.weighting is not None else []
-        return [self.noise, *extras]
+    def checkpointed_objects(self) -> dict:
+        objects = {"ema": self.ema} if self.ema is not None else {}
+        if self.weighting is not None:
+            objects["weighting"] = self.weighting
+        return objects
+
+    def per_process_objects(self) -> dict:
+        return {"noise": self.noise}
 
     def _batch(self, batch_number: int) -> tuple[list[int], torch.Tensor | None]:
         """Example indices of a batch and, for a multi-task run, each example's task index."""
@@ -439,8 +425,8 @@ class GANRun(Run):
             d_loss = d_loss + training.r1_gamma / 2 * penalty * training.r1_every  # lazy regularisation
             losses["r1"] = penalty.detach()
         self.accelerator.backward(d_loss)
-        if self.accelerator.sync_gradients and training.max_grad_norm:
-            self.accelerator.clip_grad_norm_(self.discriminator.parameters(), training.max_grad_norm)
+        if self.accelerator.sync_gradients:
+            losses["grad_norm_d"] = self.clip_and_measure(self.discriminator)
         self.discriminator_optimizer.step()
         self.discriminator_scheduler.step()
         self.discriminator_optimizer.zero_grad(set_to_none=True)
@@ -465,8 +451,8 @@ class GANRun(Run):
             }
         self.backward(g_loss, task_losses, losses, prefix="loss_g")
         self.discriminator_module.requires_grad_(True)
-        if self.accelerator.sync_gradients and training.max_grad_norm:
-            self.accelerator.clip_grad_norm_(self.generator.parameters(), training.max_grad_norm)
+        if self.accelerator.sync_gradients:
+            losses["grad_norm_g"] = self.clip_and_measure(self.generator)
         self.generator_optimizer.step()
         self.generator_scheduler.step()
         self.after_weighted_step(losses)
@@ -520,6 +506,11 @@ class GANRun(Run):
     def on_train_start(self, step: int) -> None:
         if step == 0:
             self.sample_grid(0)
+
+    def periodic_due(self, step: int) -> bool:
+        training = self.recipe.training
+        sampling = bool(training.sample_every) and step % training.sample_every == 0
+        return sampling or (bool(training.eval_every) and step % training.eval_every == 0)
 
     def periodic(self, step: int, state: RunState) -> bool:
         training = self.recipe.training

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 
 import torch
@@ -18,34 +19,39 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from ..errors import CheckpointError
 from ..recipes import Recipe, recipe_to_dict
-from .checkpointing import list_checkpoints, resolve_resume_path, save_checkpoint
+from .checkpointing import choose_checkpoint, list_checkpoints, load_checkpoint, run_identity, save_checkpoint
+from .divergence import DivergenceGuard, raise_if_diverged
 
 logger = logging.getLogger(__name__)
 
 
 class RunState:
-    """What the loop adds to accelerate's checkpoint: the step reached and the history of logged values."""
+    """What the loop keeps in every checkpoint: the step reached, the logged history and the early-stopping state."""
 
     def __init__(self):
         self.step = 0
         self.history: list[dict] = []
         self.best_metric: float | None = None
         self.evaluations_without_improvement = 0
+        self.stopped_early = False  # decided at a checkpointed step, so a resumed run does not train past it
 
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "history": json.dumps(self.history),
+            "history": self.history,
             "best_metric": self.best_metric,
             "evaluations_without_improvement": self.evaluations_without_improvement,
+            "stopped_early": self.stopped_early,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
-        self.history = json.loads(state["history"])
+        self.history = list(state["history"])
         self.best_metric = state["best_metric"]
         self.evaluations_without_improvement = int(state["evaluations_without_improvement"])
+        self.stopped_early = bool(state["stopped_early"])
 
 
 class Run:
@@ -96,9 +102,31 @@ class Run:
         """Forward, backward and optimizer calls for one micro-batch; returns detached losses to log."""
         raise NotImplementedError
 
-    def checkpointed_objects(self) -> list:
-        """Objects with state_dict/load_state_dict that checkpoints must hold besides models and optimizers."""
-        return []
+    def checkpointed_objects(self) -> dict:
+        """`{name: object with state_dict/load_state_dict}` that checkpoints hold besides models and optimizers
+        (the same on every process: EMA, loss weights). Their states must be tensors and plain values."""
+        return {}
+
+    def per_process_objects(self) -> dict:
+        """Like `checkpointed_objects`, for state each process has its own of (e.g. its noise generator)."""
+        return {}
+
+    def periodic_due(self, step: int) -> bool:
+        """Whether `periodic` samples or evaluates at `step` (the loop checks for divergence first)."""
+        return False
+
+    def clip_and_measure(self, module: torch.nn.Module) -> torch.Tensor:
+        """
+        The gradient norm of `module`'s parameters (after the backward pass, before the optimizer step), clipped to
+        training.max_grad_norm when set: logged, and watched for NaN/inf by the loop without a host sync.
+        """
+        max_norm = self.recipe.training.max_grad_norm
+        if max_norm:
+            return self.accelerator.clip_grad_norm_(module.parameters(), max_norm)
+        gradients = [p.grad for p in module.parameters() if p.grad is not None]
+        if not gradients:
+            return torch.zeros((), device=self.accelerator.device)
+        return torch.nn.utils.get_total_norm(gradients, error_if_nonfinite=False)
 
     def on_train_start(self, step: int) -> None:
         """Runs once before the first step (after resuming): e.g. the first sample grid."""
@@ -172,15 +200,52 @@ def build_accelerator(recipe: Recipe, **kwargs) -> Accelerator:
     )
 
 
+def _prepare_output_dir(recipe: Recipe, checkpoint_dir: str, identity: dict, accelerator: Accelerator) -> str | None:
+    """
+    The checkpoint this run continues, or None to start afresh, decided before anything is written: a run never
+    continues or prunes another run's checkpoints.
+    """
+    training = recipe.training
+    if training.overwrite_output_dir:
+        if accelerator.is_main_process and os.path.isdir(checkpoint_dir):
+            accelerator.print(f"training.overwrite_output_dir: deleting the earlier run's {checkpoint_dir}.")
+            shutil.rmtree(checkpoint_dir)
+        accelerator.wait_for_everyone()
+        return None
+    if training.resume_from_checkpoint in (None, ""):
+        checkpoints = list_checkpoints(checkpoint_dir)
+        if checkpoints:
+            raise CheckpointError(
+                f"{recipe.output_dir} holds the checkpoints of an earlier run (up to step {checkpoints[-1][0]}): "
+                "continue that run with --set training.resume_from_checkpoint=latest, or start this one in a new "
+                "output_dir or with --set training.overwrite_output_dir=true (which deletes them)."
+            )
+        return None
+    return choose_checkpoint(
+        training.resume_from_checkpoint, checkpoint_dir, accelerator.num_processes, identity, warn=accelerator.print
+    )
+
+
+def _progress_disabled(accelerator: Accelerator) -> bool:
+    """The bar shows on the local main process only, and never when TQDM_DISABLE is set (as tqdm itself reads it)."""
+    return not accelerator.is_local_main_process or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+
+
 def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_steps: int | None = None) -> dict:
     """
     Runs a recipe to the end (or to `stop_after_steps`, used by tests to simulate a crash) and returns the final
     metrics. Writes the model folder, metrics.json and checkpoints under `recipe.output_dir`.
+
+    Raises `CheckpointError` when the output folder holds another run's checkpoints or the one to resume is damaged,
+    and `TrainingDiverged` at the first check after a loss, a gradient norm or a weight became NaN or infinite (no
+    checkpoint or model is written after it; the last good checkpoint is kept).
     """
     accelerator = accelerator or build_accelerator(recipe)
     training = recipe.training
-    set_seed(recipe.seed, device_specific=True)
     checkpoint_dir = os.path.join(recipe.output_dir, "checkpoints")
+    identity = run_identity(recipe_to_dict(recipe))
+    resume_path = _prepare_output_dir(recipe, checkpoint_dir, identity, accelerator)
+    set_seed(recipe.seed, device_specific=True)
     if accelerator.is_main_process:
         os.makedirs(recipe.output_dir, exist_ok=True)
         with open(os.path.join(recipe.output_dir, "genxfer_recipe.yaml"), "w", encoding="utf-8") as handle:
@@ -188,69 +253,87 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
 
     run = _make_run(recipe, accelerator)
     state = RunState()
-    accelerator.register_for_checkpointing(state)
-    for extra in run.checkpointed_objects():
-        accelerator.register_for_checkpointing(extra)
-
-    resume_path = resolve_resume_path(training.resume_from_checkpoint, checkpoint_dir)
+    shared = {"loop": state, **run.checkpointed_objects()}
+    per_process = run.per_process_objects()
     if resume_path is not None:
-        accelerator.load_state(resume_path)
+        load_checkpoint(accelerator, resume_path, shared, per_process)
         accelerator.print(f"Resumed from {resume_path} at step {state.step}.")
-    elif training.resume_from_checkpoint is None and list_checkpoints(checkpoint_dir):
-        accelerator.print(
-            f"Note: {checkpoint_dir} holds checkpoints of an earlier run; starting afresh. "
-            "Set training.resume_from_checkpoint=latest to continue it."
-        )
 
     if training.report_to not in ("none", "", None):
         accelerator.init_trackers("genxfer", config=_flatten(dataclasses.asdict(recipe)))
+    try:
+        metrics = _train_loop(recipe, accelerator, run, state, shared, per_process, identity, stop_after_steps)
+    except BaseException:
+        accelerator.end_training()
+        raise
+    accelerator.end_training()
+    return metrics
+
+
+def _train_loop(recipe, accelerator, run, state, shared, per_process, identity, stop_after_steps) -> dict:
+    training = recipe.training
+    checkpoint_dir = os.path.join(recipe.output_dir, "checkpoints")
     run.on_train_start(state.step)
-
     progress = tqdm(
-        total=training.max_steps, initial=state.step, disable=not accelerator.is_local_main_process, desc="train"
+        total=training.max_steps, initial=state.step, disable=_progress_disabled(accelerator), desc="train"
     )
+    guard = DivergenceGuard(accelerator.device)
     started = time.perf_counter()
-    running: dict[str, float] = {}
-    running_steps = 0
-    stopped_early = False
+    # Logged values stay on the device between logging steps: no host synchronisation per step.
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     last_stop = training.max_steps if stop_after_steps is None else min(training.max_steps, stop_after_steps)
-    while state.step < last_stop:
-        for micro in range(training.gradient_accumulation_steps):
-            batch_number = state.step * training.gradient_accumulation_steps + micro
-            with accelerator.accumulate(*run.trained_modules()):
-                losses = run.training_step(batch_number)
-            for name, value in losses.items():
-                running[name] = running.get(name, 0.0) + float(value) / training.gradient_accumulation_steps
-        state.step += 1
-        running_steps += 1
-        run.after_optimizer_step(state.step)
-        progress.update(1)
+    try:
+        while not state.stopped_early and state.step < last_stop:
+            step = state.step + 1
+            for micro in range(training.gradient_accumulation_steps):
+                batch_number = state.step * training.gradient_accumulation_steps + micro
+                with accelerator.accumulate(*run.trained_modules()):
+                    losses = run.training_step(batch_number)
+                guard.observe(step, losses)
+                for name, value in losses.items():
+                    value = value.detach().float()
+                    sums[name] = sums[name] + value if name in sums else value
+                    counts[name] = counts.get(name, 0) + 1
+            state.step = step
+            run.after_optimizer_step(step)
+            progress.update(1)
 
-        if state.step % training.log_every == 0 or state.step == last_stop:
-            logs = {
-                name: float(accelerator.reduce(torch.tensor(total / running_steps, device=accelerator.device), "mean"))
-                for name, total in running.items()
-            }
-            running, running_steps = {}, 0
-            accelerator.log(logs, step=state.step)
-            state.history.append({"step": state.step, **logs})
-            progress.set_postfix({k: f"{v:.3f}" for k, v in logs.items()})
-        if run.periodic(state.step, state):
-            stopped_early = True
-        if state.step % training.checkpoint_every == 0 or state.step == training.max_steps or stopped_early:
-            save_checkpoint(accelerator, checkpoint_dir, state.step, training.checkpoints_total_limit)
-        if stopped_early:
-            accelerator.print(
-                f"Early stopping at step {state.step}: no improvement in {training.early_stopping_metric}."
-            )
-            break
-    progress.close()
+            log_due = step % training.log_every == 0 or step == last_stop
+            checkpoint_due = step % training.checkpoint_every == 0 or step == training.max_steps
+            if log_due or checkpoint_due or run.periodic_due(step):
+                raise_if_diverged(guard, accelerator, training, list_checkpoints(checkpoint_dir))
+            if log_due:
+                logs = {
+                    name: float(accelerator.reduce((sums[name] / counts[name]).to(accelerator.device), "mean"))
+                    for name in sums
+                }
+                sums, counts = {}, {}
+                accelerator.log(logs, step=step)
+                state.history.append({"step": step, **logs})
+                progress.set_postfix({name: f"{value:.4g}" for name, value in logs.items()})
+            if run.periodic(step, state):
+                state.stopped_early = True
+            if checkpoint_due or state.stopped_early:
+                # The weights too: a checkpoint is only ever written from finite weights.
+                raise_if_diverged(
+                    guard, accelerator, training, list_checkpoints(checkpoint_dir), run.trained_modules()
+                )
+                save_checkpoint(
+                    accelerator, checkpoint_dir, step, training.checkpoints_total_limit, shared, per_process, identity
+                )
+            if state.stopped_early:
+                accelerator.print(
+                    f"Early stopping at step {step}: no improvement in {training.early_stopping_metric}."
+                )
+    finally:
+        progress.close()
     train_seconds = time.perf_counter() - started
 
-    if state.step < training.max_steps and not stopped_early:
-        accelerator.end_training()
+    if state.step < training.max_steps and not state.stopped_early:
         return {"step": state.step}
 
+    raise_if_diverged(guard, accelerator, training, list_checkpoints(checkpoint_dir), run.trained_modules())
     accelerator.wait_for_everyone()
     metrics = run.evaluate()
     metrics.update({"step": state.step, "train_seconds": round(train_seconds, 1)})
@@ -264,7 +347,6 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
 
         write_model_card(recipe.output_dir)
     accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=state.step)
-    accelerator.end_training()
     return metrics
 
 

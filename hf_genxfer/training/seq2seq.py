@@ -363,8 +363,12 @@ class Seq2SeqRun(Run):
                 shared = [p for p in layers[-1].parameters() if p.requires_grad]
             self.shared_parameters = shared
 
-    def checkpointed_objects(self) -> list:
-        return [self.weighting] if self.weighting is not None else []
+    def checkpointed_objects(self) -> dict:
+        return {"weighting": self.weighting} if self.weighting is not None else {}
+
+    def periodic_due(self, step: int) -> bool:
+        training = self.recipe.training
+        return bool(training.eval_every) and step % training.eval_every == 0 and step != training.max_steps
 
     def _fisher_batches(self, count: int) -> list[dict]:
         """Batches of the source model's own training pairs (from its saved recipe), else of the target pairs."""
@@ -411,8 +415,8 @@ class Seq2SeqRun(Run):
                 name: value for name, value in output.task_losses.items() if name in self.weighting.task_names
             }
         self.backward(loss, task_losses, losses, prefix="loss")
-        if self.accelerator.sync_gradients and self.recipe.training.max_grad_norm:
-            self.accelerator.clip_grad_norm_(self.prepared_model.parameters(), self.recipe.training.max_grad_norm)
+        if self.accelerator.sync_gradients:
+            losses["grad_norm"] = self.clip_and_measure(self.prepared_model)
         self.optimizer.step()
         self.scheduler.step()
         self.after_weighted_step(losses)

@@ -84,7 +84,7 @@ def test_denoising_objectives_train(seq2seq_recipe_factory, objective):
     assert example["source"] != example["reference"]  # the input is the noised text, the reference the original
 
 
-def test_json_pairs_corpus(seq2seq_recipe_factory, tmp_path):
+def test_json_pairs_corpus(seq2seq_recipe_factory, tmp_path, capsys):
     path = tmp_path / "pairs.jsonl"
     rows = [{"digits": str(n), "words": f"number {n}"} for n in range(40)]
     path.write_text("\n".join(json.dumps(r) for r in rows))
@@ -100,9 +100,11 @@ def test_json_pairs_corpus(seq2seq_recipe_factory, tmp_path):
     metrics = train(validate_recipe(raw))
     assert metrics["num_examples"] == 6
     raw["data"]["target_column"] = "text"
+    raw["output_dir"] = str(tmp_path / "bad_run")
     recipe_path = tmp_path / "bad.yaml"
     recipe_path.write_text(yaml.safe_dump(raw))
     assert main(["train", str(recipe_path)]) == 2
+    assert "no column 'text'" in capsys.readouterr().err
 
 
 def test_denoising_pretraining_on_raw_text_then_fine_tuning_on_pairs(seq2seq_recipe_factory, tmp_path):
