@@ -18,18 +18,32 @@ USER_ERRORS = (GenxferError, ValueError, OSError)
 
 
 def _read_recipe_family(folder: str) -> str:
-    from .recipes import load_recipe
-
-    path = os.path.join(folder, "genxfer_recipe.yaml")
-    if os.path.isfile(path):
-        return load_recipe(path).family
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as handle:
-        return "gan" if json.load(handle).get("model_type") == "genxfer_gan" else "seq2seq"
+    return "gan" if _require_model_folder(folder) == "genxfer_gan" else "seq2seq"
 
 
 def _require_folder(folder: str) -> None:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"No model folder at {folder!r}: pass the output_dir of a `genxfer train` run.")
+
+
+def _require_model_folder(folder: str, family: str | None = None) -> str:
+    """The folder exists, holds safetensors weights (never only a pickle) and, with `family`, is of that family."""
+    from .errors import ModelFolderError
+    from .hub import check_model_folder
+
+    _require_folder(folder)
+    model_type = check_model_folder(folder, what="The folder")
+    if family == "gan" and model_type != "genxfer_gan":
+        raise ModelFolderError(
+            f"{folder!r} is a {model_type} model, not a GAN: `genxfer sample` draws images from a GAN run folder; "
+            "for text use `genxfer generate`."
+        )
+    if family == "seq2seq" and model_type == "genxfer_gan":
+        raise ModelFolderError(
+            f"{folder!r} is a GAN run folder: `genxfer generate` writes text with a Seq2Seq model; for images use "
+            "`genxfer sample`."
+        )
+    return model_type
 
 
 def command_train(args) -> int:
@@ -57,14 +71,25 @@ def command_train(args) -> int:
 def command_sample(args) -> int:
     import torch
 
-    from .models.gan import GANPipeline
+    from .hub import load_source
+    from .models.gan import GANModel, GANPipeline
     from .utils import image_grid
 
-    _require_folder(args.folder)
-    pipe = GANPipeline.from_pretrained(args.folder)
+    if args.num < 1:
+        raise ValueError(f"--num must be at least 1 (the number of images to draw), got {args.num}.")
+    _require_model_folder(args.folder, "gan")
+    if os.path.isfile(os.path.join(args.folder, "model_index.json")):
+        pipe = load_source(GANPipeline.from_pretrained, args.folder, what="The folder", use_safetensors=True)
+    else:  # a GANModel folder without the pipeline files (e.g. save_pretrained): the same generator
+        model = load_source(GANModel.from_pretrained, args.folder, what="The folder", use_safetensors=True)
+        pipe = GANPipeline(generator_model=model.generator)
+    tasks = pipe.generator_model.config.task_names
+    if tasks and args.task is None:
+        raise ValueError(f"{args.folder!r} is a multi-task GAN: pass --task, one of {', '.join(tasks)}.")
     output = pipe(
         batch_size=args.num,
         class_labels=args.class_label,
+        task=args.task,
         generator=torch.Generator().manual_seed(args.seed),
         output_type="pt",
     )
@@ -76,7 +101,9 @@ def command_sample(args) -> int:
 def command_generate(args) -> int:
     from .training.seq2seq import generate_texts
 
-    _require_folder(args.folder)
+    if args.num_beams < 1:
+        raise ValueError(f"--num-beams must be at least 1, got {args.num_beams}.")
+    _require_model_folder(args.folder, "seq2seq")
     texts = generate_texts(args.folder, args.inputs, num_beams=args.num_beams, task=args.task)
     for source, text in zip(args.inputs, texts):
         print(f"{source}\t{text}")
@@ -84,8 +111,15 @@ def command_generate(args) -> int:
 
 
 def command_eval(args) -> int:
-    _require_folder(args.folder)
-    if _read_recipe_family(args.folder) == "gan":
+    if args.num_samples is not None and args.num_samples < 1:
+        raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}.")
+    family = _read_recipe_family(args.folder)
+    if not os.path.isfile(os.path.join(args.folder, "genxfer_recipe.yaml")):
+        raise FileNotFoundError(
+            f"{args.folder!r} holds no genxfer_recipe.yaml: `genxfer eval` scores a folder written by `genxfer train` "
+            "on the held-out data of the recipe it was trained with."
+        )
+    if family == "gan":
         from .training.gan import evaluate_saved_gan
 
         metrics = evaluate_saved_gan(args.folder, args.num_samples)
@@ -149,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default="grid.png")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--class-label", type=int, default=None, help="class of every image (conditional GANs)")
+    sample.add_argument("--task", default=None, help="the task of a multi-task GAN, e.g. high")
     sample.set_defaults(handler=command_sample)
 
     generate = commands.add_parser("generate", help="generate text from a Seq2Seq folder")

@@ -52,7 +52,7 @@ RecipeLoader.add_implicit_resolver(
 RecipeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
     ),
     list("-+0123456789."),
@@ -93,6 +93,9 @@ def load_yaml(text: str, where: str, fix: str = "fix it there", show_position: b
         if show_position and mark is not None:
             place = f"{where}, line {mark.line + 1}, column {mark.column + 1},"
         raise RecipeError(f"{place} is not valid YAML ({' '.join(str(problem).split())}): {fix}.") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:  # e.g. `!!float x`, deep nesting
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise RecipeError(f"{where} holds a value YAML cannot build ({reason}): {fix}.") from None
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Small helpers shared across the package: image grids."""
+"""Small helpers shared across the package: image grids and user-facing warnings."""
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 import torch
@@ -31,3 +33,9 @@ def image_grid(
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     return picture
+
+
+def warn(message: str) -> None:
+    """One line on stderr, from the main process only (`RANK`/`LOCAL_RANK` as torchrun and accelerate set them)."""
+    if os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"Warning: {message}", file=sys.stderr, flush=True)

@@ -21,6 +21,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The fuzz tests (test_fuzz.py) draw new examples locally and the same ones under CI, so that CI cannot fail by chance.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
 from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe  # noqa: E402  (tests/ is on sys.path)
 
 

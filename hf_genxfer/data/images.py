@@ -14,6 +14,8 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset
 from PIL import Image as PILImage
 
+from ..errors import DataError
+
 BUILTIN_IMAGE_DATASETS = ("digits", "glyphs")
 
 
@@ -44,16 +46,23 @@ def load_image_dataset(
 
         return glyphs_dataset()
     if os.path.isdir(name_or_path):
-        dataset = load_dataset("imagefolder", data_dir=name_or_path, split=split)
+        dataset = _load_imagefolder(name_or_path, split)
     elif os.path.exists(name_or_path):
-        raise ValueError(
+        raise DataError(
             f"{name_or_path!r} is a file, not a folder: pass an imagefolder directory (one subfolder per class), "
             f"a Hub dataset id, or one of {', '.join(BUILTIN_IMAGE_DATASETS)}."
         )
     else:
-        dataset = load_dataset(name_or_path, split=split)
+        try:
+            dataset = load_dataset(name_or_path, split=split)
+        except Exception as error:  # datasets raises many kinds for a missing or malformed dataset
+            reason = " ".join(str(error).split())[:300]
+            raise DataError(
+                f"The image dataset {name_or_path!r} cannot be loaded ({type(error).__name__}: {reason}): pass an "
+                f"imagefolder directory, a Hub dataset id that exists, or one of {', '.join(BUILTIN_IMAGE_DATASETS)}."
+            ) from None
     if image_column not in dataset.column_names:
-        raise ValueError(
+        raise DataError(
             f"The dataset {name_or_path!r} has no column {image_column!r} (it has {dataset.column_names}): "
             "set data.image_column to the column that holds the images."
         )
@@ -63,11 +72,32 @@ def load_image_dataset(
         if label_column != "label":
             dataset = dataset.rename_column(label_column, "label")
     elif label_column is not None and label_column != "label":
-        raise ValueError(
+        raise DataError(
             f"The dataset {name_or_path!r} has no column {label_column!r} (it has {dataset.column_names}): "
             "set data.label_column to the column with the classes, or to null for an unlabelled corpus."
         )
     return dataset
+
+
+def _load_imagefolder(folder: str, split: str) -> Dataset:
+    """datasets' imagefolder loader, with an empty folder or a missing split said in one sentence."""
+    from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+    extensions = {extension.lower() for extension in ImageFolder.EXTENSIONS}
+    found = any(os.path.splitext(name)[1].lower() in extensions for _, _, names in os.walk(folder) for name in names)
+    if not found:
+        raise DataError(
+            f"{folder!r} holds no images: an imagefolder has image files (.png, .jpg, ...) in one subfolder per "
+            f"class, e.g. {os.path.join(folder, 'cat', '0001.png')}."
+        )
+    try:
+        return load_dataset("imagefolder", data_dir=folder, split=split)
+    except Exception as error:  # datasets raises ValueError for an unknown split, its own errors for bad files
+        reason = " ".join(str(error).split())[:300]
+        raise DataError(
+            f"The imagefolder {folder!r} cannot be loaded as split {split!r} ({type(error).__name__}: {reason}): "
+            "check data.split (a folder without train/test subfolders has only 'train') and the image files."
+        ) from None
 
 
 def filter_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
@@ -77,7 +107,7 @@ def filter_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
     present = set(dataset.unique("label"))
     missing = [c for c in classes if c not in present]
     if missing:
-        raise ValueError(f"data.classes {missing} are not in the dataset, whose labels are {sorted(present)}.")
+        raise DataError(f"data.classes {missing} are not in the dataset, whose labels are {sorted(present)}.")
     keep = set(classes)
     return dataset.filter(lambda labels: [label in keep for label in labels], input_columns="label", batched=True)
 
@@ -85,7 +115,7 @@ def filter_classes(dataset: Dataset, classes: Sequence[int] | None) -> Dataset:
 def split_held_out(dataset: Dataset, fraction: float, seed: int) -> DatasetDict:
     """A seeded split into `train` and `held_out`, stratified by label when the corpus has labels."""
     if not 0 < fraction < 1:
-        raise ValueError(f"data.held_out_fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
+        raise DataError(f"data.held_out_fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
     stratify = "label" if isinstance(dataset.features.get("label"), ClassLabel) else None
     parts = dataset.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
     return DatasetDict(train=parts["train"], held_out=parts["test"])
@@ -94,7 +124,7 @@ def split_held_out(dataset: Dataset, fraction: float, seed: int) -> DatasetDict:
 def few_shot(dataset: Dataset, shots_per_class: int, seed: int) -> Dataset:
     """A seeded subset with `shots_per_class` examples of every class (all of a class that has fewer)."""
     if shots_per_class < 1:
-        raise ValueError(f"data.shots_per_class must be at least 1, got {shots_per_class!r}.")
+        raise DataError(f"data.shots_per_class must be at least 1, got {shots_per_class!r}.")
     labels = np.asarray(dataset["label"])
     rng = np.random.default_rng(seed)
     chosen = []
@@ -104,13 +134,23 @@ def few_shot(dataset: Dataset, shots_per_class: int, seed: int) -> Dataset:
     return dataset.select(sorted(chosen))
 
 
-def images_to_tensor(images: Sequence[PILImage.Image], image_size: int, channels: int) -> torch.Tensor:
-    """PIL images -> (N, C, S, S) float tensor in [-1, 1], resized (bicubic) and converted to `channels`."""
+def images_to_tensor(
+    images: Sequence[PILImage.Image], image_size: int, channels: int, conversions: dict | None = None
+) -> torch.Tensor:
+    """
+    PIL images -> (N, C, S, S) float tensor in [-1, 1], resized (bicubic) and converted to `channels`. With
+    `conversions`, counts the original modes and sizes there (`{"modes": {...}, "sizes": {...}}`).
+    """
     mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
     if mode is None:
-        raise ValueError(f"Images with {channels} channels are not supported: use 1 (grey), 3 (RGB) or 4 (RGBA).")
+        raise DataError(f"Images with {channels} channels are not supported: use 1 (grey), 3 (RGB) or 4 (RGBA).")
     arrays = []
     for image in images:
+        if conversions is not None:
+            modes, sizes = conversions.setdefault("modes", {}), conversions.setdefault("sizes", {})
+            modes[image.mode] = modes.get(image.mode, 0) + 1
+            size = f"{image.size[0]}x{image.size[1]}"
+            sizes[size] = sizes.get(size, 0) + 1
         image = image.convert(mode)
         if image.size != (image_size, image_size):
             image = image.resize((image_size, image_size), PILImage.BICUBIC)
@@ -132,8 +172,51 @@ def with_image_transform(dataset: Dataset, image_size: int, channels: int) -> Da
     return dataset.with_transform(transform)
 
 
-def dataset_to_tensors(dataset: Dataset, image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _decoded_images(dataset: Dataset) -> list[PILImage.Image]:
+    """The `image` column decoded; a file that is not an image is named in one sentence."""
+    try:
+        return [image.copy() if hasattr(image, "copy") else image for image in dataset["image"]]
+    except (OSError, ValueError, SyntaxError) as error:  # PIL.UnidentifiedImageError is an OSError
+        reason = " ".join(str(error).split())[:200]
+        name = "one of the images"
+        if isinstance(dataset.features.get("image"), Image):
+            import io
+
+            for item in dataset.cast_column("image", Image(decode=False))["image"]:
+                try:
+                    source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
+                    PILImage.open(source).load()
+                except (OSError, ValueError, SyntaxError):
+                    name = repr(item.get("path") or "an embedded image")
+                    break
+        raise DataError(
+            f"The image {name} cannot be decoded ({reason}): remove it or replace it with a valid image file."
+        ) from None
+
+
+def dataset_to_tensors(
+    dataset: Dataset, image_size: int, channels: int, conversions: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The whole corpus as one (N, C, S, S) tensor in [-1, 1] plus its labels (or None): for evaluation."""
-    pixels = images_to_tensor(dataset["image"], image_size, channels)
+    pixels = images_to_tensor(_decoded_images(dataset), image_size, channels, conversions)
     labels = torch.as_tensor(dataset["label"], dtype=torch.long) if "label" in dataset.column_names else None
     return pixels, labels
+
+
+def describe_conversions(conversions: dict, image_size: int, channels: int) -> str | None:
+    """One sentence on images of mixed modes or sizes that were converted, or None when they all matched."""
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    modes, sizes = conversions.get("modes", {}), conversions.get("sizes", {})
+    target_size = f"{image_size}x{image_size}"
+    if set(modes) <= {mode} and set(sizes) <= {target_size} and len(sizes) <= 1:
+        return None
+    total = sum(modes.values())
+
+    def listing(counts: dict) -> str:
+        return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items(), key=lambda item: -item[1]))
+
+    return (
+        f"the {total} images come in {len(modes)} mode(s) ({listing(modes)}) and {len(sizes)} size(s) "
+        f"({listing(sizes)}); each is converted to {mode} and resized to {target_size} (bicubic), as "
+        "model.image_channels and model.image_size ask"
+    )

@@ -14,6 +14,8 @@ from datasets import Dataset, DatasetDict, Features, Value, load_dataset
 from num2words import CONVERTER_CLASSES, num2words
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
+from ..errors import DataError
+
 _FILE_LOADERS = {".json": "json", ".jsonl": "json", ".csv": "csv"}
 
 
@@ -25,7 +27,7 @@ def num2words_languages() -> list[str]:
 def _check_language(language: str) -> None:
     if language not in CONVERTER_CLASSES:
         codes = num2words_languages()
-        raise ValueError(
+        raise DataError(
             f"Unknown num2words language {language!r}: use one of its {len(codes)} codes, "
             f"e.g. {', '.join(code for code in ('en', 'fr', 'de', 'es', 'it', 'pt', 'nl') if code in codes)} "
             "(hf_genxfer.data.text.num2words_languages() lists them all)."
@@ -35,9 +37,9 @@ def _check_language(language: str) -> None:
 def _sample_numbers(size: int, low: int, high: int, seed: int) -> np.ndarray:
     """`size` distinct integers from [low, high), in random order."""
     if low >= high:
-        raise ValueError(f"The number range must satisfy low < high, got low={low} and high={high}.")
+        raise DataError(f"The number range must satisfy low < high, got low={low} and high={high}.")
     if size < 0 or size > high - low:
-        raise ValueError(
+        raise DataError(
             f"Cannot draw {size} distinct numbers from [{low}, {high}): the size must be between 0 and {high - low}."
         )
     rng = np.random.default_rng(seed)
@@ -57,7 +59,7 @@ def _spell(number: int, language: str) -> str:
     try:
         return num2words(number, lang=language)
     except Exception as error:  # a few converters fail on some numbers (e.g. "am" in num2words 0.5.14)
-        raise ValueError(
+        raise DataError(
             f"num2words cannot spell {number} in {language!r} ({type(error).__name__}: {error}): "
             "try another number range or language."
         ) from error
@@ -103,7 +105,7 @@ def num2words_splits(
     sizes = {"test": test_size, "validation": validation_size, "train": train_size}
     for name, size in sizes.items():
         if size < 0:
-            raise ValueError(f"`{name}_size` must be >= 0, got {size}.")
+            raise DataError(f"`{name}_size` must be >= 0, got {size}.")
     numbers = _ordered_numbers(sum(sizes.values()), low, high, seed)
     splits, start = {}, 0
     for name, size in sizes.items():
@@ -117,13 +119,41 @@ def _load_corpus(path_or_hub_id: str, split: str | None) -> Dataset | DatasetDic
     extension = os.path.splitext(path_or_hub_id)[1].lower()
     if os.path.isfile(path_or_hub_id):
         if extension not in _FILE_LOADERS:
-            raise ValueError(
+            raise DataError(
                 f"{path_or_hub_id!r} must be a {', '.join(_FILE_LOADERS)} file, a dataset folder or a Hub dataset id."
             )
-        return load_dataset(_FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
+        if os.path.getsize(path_or_hub_id) == 0:
+            raise DataError(
+                f"{path_or_hub_id!r} is empty: give it one pair per row (json lines or csv with a header), e.g. "
+                '{"source": "4021", "target": "four thousand and twenty-one"}.'
+            )
+        return _read(path_or_hub_id, _FILE_LOADERS[extension], data_files=path_or_hub_id, split=split)
     if extension in _FILE_LOADERS:
-        raise FileNotFoundError(f"No such text file: {path_or_hub_id!r}.")
-    return load_dataset(path_or_hub_id, split=split)
+        raise DataError(f"No such text file: {path_or_hub_id!r}.")
+    return _read(path_or_hub_id, path_or_hub_id, split=split)
+
+
+def _read(name: str, builder: str, **kwargs) -> Dataset | DatasetDict:
+    """`load_dataset` with its failures (a malformed file, a missing dataset, an unknown split) as one sentence."""
+    from datasets.exceptions import DatasetsError
+
+    try:
+        return load_dataset(builder, **kwargs)
+    except (DatasetsError, StopIteration, ValueError, TypeError, KeyError, OSError, UnicodeDecodeError) as error:
+        if isinstance(error, DataError):
+            raise
+        while error.__cause__ is not None:  # datasets wraps the parser's own error: name that one
+            error = error.__cause__
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        if os.path.isfile(name):
+            raise DataError(
+                f"{name!r} cannot be read as {builder} ({type(error).__name__}: {reason}): check that every row "
+                "is a complete record with the same columns."
+            ) from None
+        raise DataError(
+            f"The dataset {name!r} cannot be loaded ({type(error).__name__}: {reason}): pass a json/jsonl/csv file, "
+            "a dataset folder, or a Hub dataset id that exists."
+        ) from None
 
 
 def load_text_pairs(
@@ -141,7 +171,7 @@ def load_text_pairs(
     def select_pair(part: Dataset) -> Dataset:
         for role, column in (("source", source_column), ("target", target_column)):
             if column not in part.column_names:
-                raise ValueError(
+                raise DataError(
                     f"The corpus {path_or_hub_id!r} has no column {column!r} for the {role} text "
                     f"(it has {', '.join(part.column_names)})."
                 )
@@ -151,7 +181,22 @@ def load_text_pairs(
         )
         # csv readers turn digit-only columns into integers; the model reads text.
         text_features = Features({"source": Value("string"), "target": Value("string")})
-        return part if part.features == text_features else part.cast(text_features)
+        if part.features != text_features:
+            try:
+                part = part.cast(text_features)
+            except (TypeError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+                raise DataError(
+                    f"The {source_column!r} and {target_column!r} columns of {path_or_hub_id!r} must hold text "
+                    f"({' '.join(str(error).split())[:200]}): give every row two strings."
+                ) from None
+        for role, column in (("source", source_column), ("target", target_column)):
+            if None in part[role]:
+                row = part[role].index(None)
+                raise DataError(
+                    f"Row {row} of {path_or_hub_id!r} has no {role} text (column {column!r} is empty or null): "
+                    "fill it in or drop the row."
+                )
+        return part
 
     if isinstance(dataset, DatasetDict):
         return DatasetDict({name: select_pair(part) for name, part in dataset.items()})
@@ -170,12 +215,23 @@ def load_text_corpus(
 
     def as_pairs(part: Dataset) -> Dataset:
         if text_column not in part.column_names:
-            raise ValueError(
+            raise DataError(
                 f"The corpus {path_or_hub_id!r} has no text column {text_column!r} "
                 f"(it has {', '.join(part.column_names)}): set data.target_column to it."
             )
         part = part.select_columns([text_column]).rename_column(text_column, "target")
-        part = part.cast(Features({"target": Value("string")}))
+        try:
+            part = part.cast(Features({"target": Value("string")}))
+        except (TypeError, ValueError) as error:
+            raise DataError(
+                f"The text column {text_column!r} of {path_or_hub_id!r} must hold text "
+                f"({' '.join(str(error).split())[:200]}): give every row a string."
+            ) from None
+        if None in part["target"]:
+            raise DataError(
+                f"Row {part['target'].index(None)} of {path_or_hub_id!r} has no text in {text_column!r}: fill it in "
+                "or drop the row."
+            )
         return part.add_column("source", list(part["target"]))
 
     if isinstance(dataset, DatasetDict):

@@ -104,3 +104,49 @@ __all__ = [
     "sentinel_tokens",
     "train_tokenizer",
 ]
+
+
+def unknown_characters(tokenizer, texts: Iterable[str]) -> tuple[dict[str, int], int]:
+    """
+    The characters of `texts` that `tokenizer` cannot represent (each encodes to its unknown token, or to nothing),
+    with how often each occurs, and the number of non-space characters in all: a model can never write them.
+    """
+    counts: dict[str, int] = {}
+    for text in texts:
+        for character in text:
+            if not character.isspace():
+                counts[character] = counts.get(character, 0) + 1
+    if not counts:
+        return {}, 0
+    characters = sorted(counts)
+    encoded = tokenizer(characters, add_special_tokens=False)["input_ids"]
+    unknown_id = tokenizer.unk_token_id
+    missing = {
+        character: counts[character]
+        for character, ids in zip(characters, encoded)
+        if not ids or (unknown_id is not None and unknown_id in ids)
+    }
+    return missing, sum(counts.values())
+
+
+def check_tokenizer_coverage(tokenizer, texts: list[str], source: str, fix: str, threshold: float = 0.01) -> None:
+    """
+    Stops with one sentence when the characters `tokenizer` lacks make up at least `threshold` of `texts` (a model
+    trained on them learns to write unknown tokens: chrF 0 for a language in another script); below that, warns.
+    """
+    from ..errors import DataError
+    from ..utils import warn
+
+    missing, total = unknown_characters(tokenizer, texts)
+    if not missing:
+        return
+    share = sum(missing.values()) / total
+    by_count = sorted(missing, key=lambda character: (-missing[character], character))
+    shown = ", ".join(repr(character) for character in by_count[:20]) + (", ..." if len(by_count) > 20 else "")
+    message = (
+        f"the tokenizer of {source} lacks {len(missing)} character(s) of the training text ({share:.1%} of its "
+        f"characters): {shown}"
+    )
+    if share >= threshold:
+        raise DataError(f"{message[0].upper()}{message[1:]}; {fix}.")
+    warn(f"{message}; they become unknown tokens, which the model cannot write.")

@@ -10,11 +10,20 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from transformers import get_scheduler
 
-from ..data.images import dataset_to_tensors, few_shot, filter_classes, load_image_dataset, split_held_out
+from ..data.images import (
+    BUILTIN_IMAGE_DATASETS,
+    dataset_to_tensors,
+    describe_conversions,
+    few_shot,
+    filter_classes,
+    load_image_dataset,
+    split_held_out,
+)
+from ..errors import DataError
 from ..models.gan import GANConfig, GANDiscriminator, GANGenerator, GANModel, GANPipeline
 from ..recipes import ImageDataRecipe, Recipe, task_data
 from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
-from ..utils import image_grid
+from ..utils import image_grid, warn
 from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
@@ -65,16 +74,20 @@ def load_image_splits(data: ImageDataRecipe, config: GANConfig) -> dict[str, tup
     train = splits["train"]
     if data.shots_per_class is not None:
         train = few_shot(train, data.shots_per_class, data.seed)
+    conversions: dict = {}
     tensors = {
-        "train": dataset_to_tensors(train, config.image_size, config.image_channels),
-        "held_out": dataset_to_tensors(splits["held_out"], config.image_size, config.image_channels),
+        "train": dataset_to_tensors(train, config.image_size, config.image_channels, conversions),
+        "held_out": dataset_to_tensors(splits["held_out"], config.image_size, config.image_channels, conversions),
     }
+    note = describe_conversions(conversions, config.image_size, config.image_channels)
+    if note is not None and data.dataset not in BUILTIN_IMAGE_DATASETS:  # the built-in ones are resized by design
+        warn(f"data.dataset {data.dataset!r}: {note}.")
     if config.num_classes is not None:
         labels = tensors["train"][1]
         if labels is None:
-            raise ValueError("The model is class-conditional (model.num_classes) but the dataset has no labels.")
+            raise DataError("The model is class-conditional (model.num_classes) but the dataset has no labels.")
         if int(labels.max()) >= config.num_classes:
-            raise ValueError(
+            raise DataError(
                 f"The dataset has label {int(labels.max())} but model.num_classes is {config.num_classes}: "
                 "raise model.num_classes or filter data.classes."
             )
@@ -89,8 +102,9 @@ def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
     """
     if recipe.init_from == "scratch":
         return GANModel(GANConfig(**recipe.model)), None
-    from ..hub import load_source
+    from ..hub import check_source_family, load_source
 
+    check_source_family(recipe.init_from, "gan")
     source = load_source(GANModel.from_pretrained, recipe.init_from, use_safetensors=True)
     config = GANConfig.from_dict({**source.config.to_dict(), **recipe.model})
     config.base_model = recipe.init_from
@@ -581,7 +595,9 @@ def evaluate_saved_gan(folder: str, num_samples: int | None = None) -> dict:
     from ..recipes import load_recipe
 
     recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    model = GANModel.from_pretrained(folder)
+    from ..hub import load_source
+
+    model = load_source(GANModel.from_pretrained, folder, what="The folder", use_safetensors=True)
     held_out_images, held_out_labels = load_image_splits(recipe.data, model.config)["held_out"]
     return score_generator(
         model.generator,

@@ -20,7 +20,8 @@ from ..data.text import (
     seq2seq_collator,
     tokenize_pairs,
 )
-from ..data.tokenization import train_tokenizer
+from ..data.tokenization import check_tokenizer_coverage, train_tokenizer
+from ..errors import DataError, RecipeError
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config
 from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE, tokenizer_backbone_fields
 from ..recipes import Recipe, TextDataRecipe, task_data
@@ -57,14 +58,14 @@ def load_text_splits(data: TextDataRecipe) -> DatasetDict:
     else:  # denoising reads unpaired text: the target column alone
         corpus = load_text_corpus(data.dataset, data.target_column, split=None)
     if "train" not in corpus:
-        raise ValueError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
+        raise DataError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
     splits = {"train": corpus["train"]}
     for name, size in (("test", data.test_size), ("validation", data.validation_size)):
         if name in corpus:
             splits[name] = corpus[name]
         else:  # carve the missing split out of train, seeded
             if size >= len(splits["train"]):
-                raise ValueError(
+                raise DataError(
                     f"The corpus {data.dataset!r} has {len(splits['train'])} training pairs, too few to hold out "
                     f"data.{name}_size={size}: lower it or add a {name} split."
                 )
@@ -102,10 +103,11 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
             special = tokenizer_backbone_fields(tokenizer)
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
         return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
-    from ..hub import load_source
+    from ..hub import check_source_family, load_source
 
+    check_source_family(recipe.init_from, "seq2seq")
     source_tokenizer = tokenizer = load_source(AutoTokenizer.from_pretrained, recipe.init_from)
-    source = load_seq2seq_source(recipe.init_from)
+    source = load_source(load_seq2seq_source, recipe.init_from)
     if recipe.transfer.retrain_tokenizer:
         splits = splits if splits is not None else load_text_splits(recipe.data)
         num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
@@ -270,6 +272,15 @@ class Seq2SeqRun(Run):
                 }
             )
             self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
+            if recipe.init_from != "scratch" and not recipe.transfer.retrain_tokenizer:
+                train_part = self.splits["train"]
+                check_tokenizer_coverage(
+                    self.tokenizer,
+                    list(train_part["source"]) + list(train_part["target"]),
+                    source=f"init_from {recipe.init_from!r}",
+                    fix="set transfer.retrain_tokenizer=true (a character tokenizer for this corpus, whose shared "
+                    "tokens keep their trained embeddings), or start from a model whose tokenizer covers this text",
+                )
             if (
                 self.task_names is not None
                 and self.model.config.sharing == "hard"
@@ -299,8 +310,9 @@ class Seq2SeqRun(Run):
             self.weighting = None
         else:
             if recipe.transfer.lora is not None:
-                raise ValueError(
-                    "transfer.lora does not combine with a multi-task Seq2Seq model: use sharing=shared_structure with task_specific=lora."
+                raise RecipeError(
+                    "transfer.lora does not combine with a multi-task Seq2Seq model: use sharing=shared_structure "
+                    "with task_specific=lora."
                 )
             sizes = {task: len(splits["train"]) for task, splits in self.task_splits.items()}
             self.task_offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()[:-1]]))
@@ -482,7 +494,7 @@ class Seq2SeqRun(Run):
         state.history.append({"step": step, **{f"validation_{k}": v for k, v in scores.items()}})
         metric = training.early_stopping_metric
         if metric not in scores:
-            raise ValueError(
+            raise RecipeError(
                 f"training.early_stopping_metric={metric!r} is not a validation metric; use one of {', '.join(scores)}."
             )
         if state.best_metric is None or scores[metric] > state.best_metric:
@@ -517,8 +529,10 @@ def generate_texts(
     """Loads a saved folder with the Auto classes and generates for `sources` (in `task` for a multi-task model)."""
     from transformers import AutoModelForSeq2SeqLM
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    from ..hub import load_source
+
+    model = load_source(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
+    tokenizer = load_source(AutoTokenizer.from_pretrained, folder, what="The folder")
     task_kwargs = {} if task is None else {"task": task}
     return generate_all(
         model,
@@ -541,8 +555,10 @@ def evaluate_saved_seq2seq(folder: str) -> dict:
     from ..recipes import load_recipe
 
     recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    from ..hub import load_source
+
+    model = load_source(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
+    tokenizer = load_source(AutoTokenizer.from_pretrained, folder, what="The folder")
     evaluation = recipe.evaluation
 
     def score(data, task_kwargs):

@@ -15,6 +15,7 @@ from hf_genxfer.data.text import (
     tokenize_pairs,
 )
 from hf_genxfer.data.tokenization import SPECIAL_TOKENS, train_tokenizer
+from hf_genxfer.errors import DataError
 
 ACCENTED_TEXTS = [
     "quatre mille vingt et un",
@@ -141,7 +142,7 @@ def test_unsupported_or_missing_file(tmp_path):
     path.write_text("1 one\n")
     with pytest.raises(ValueError, match="must be a .json, .jsonl, .csv file"):
         load_text_pairs(str(path))
-    with pytest.raises(FileNotFoundError, match="No such text file"):
+    with pytest.raises(DataError, match="No such text file"):
         load_text_pairs(str(tmp_path / "missing.csv"))
 
 

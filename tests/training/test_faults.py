@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 import yaml
+from cli_errors import one_error_line
 from safetensors.torch import load_file
 from tiny_recipes import tiny_gan_recipe, tiny_seq2seq_recipe
 
@@ -23,14 +24,6 @@ def _write(path, raw):
     return str(path)
 
 
-def _one_error_line(capsys) -> str:
-    """The CLI's error: one line (progress bars aside), no traceback."""
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("genxfer ")]
-    assert len(errors) == 1 and "Traceback" not in err, err[-3000:]
-    return errors[0]
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Divergence
 
@@ -44,7 +37,7 @@ def test_a_divergent_run_stops_with_one_sentence_and_saves_nothing(tmp_path, cap
     raw = build(tmp_path / "run", max_steps=12, log_every=5, checkpoint_every=50)
     status = main(["train", _write(tmp_path / "r.yaml", raw), "--set", f"training.learning_rate={learning_rate}"])
     assert status == 3
-    error = _one_error_line(capsys)
+    error = one_error_line(capsys)
     assert "Training diverged: at step" in error and "NaN or infinite" in error and "learning_rate" in error
     assert "no checkpoint was written before it" in error
     for name in ("model.safetensors", "README.md", "metrics.json"):
@@ -139,14 +132,14 @@ def test_a_new_run_refuses_another_runs_checkpoints(tmp_path, capsys):
 
     second = dict(first, seed=1)
     assert main(["train", _write(tmp_path / "second.yaml", second)]) == 2
-    error = _one_error_line(capsys)
+    error = one_error_line(capsys)
     assert str(tmp_path / "run") in error and "up to step 4" in error
     assert (
         "resume_from_checkpoint=latest" in error and "overwrite_output_dir=true" in error and "new output_dir" in error
     )
     # Resuming with another recipe is refused too, naming the difference.
     assert main(["train", _write(tmp_path / "second.yaml", second), "--set", "training.resume_from_checkpoint=latest"])
-    error = _one_error_line(capsys)
+    error = one_error_line(capsys)
     assert "belongs to another run" in error and "seed=0" in error and "seed=1" in error
     # Nothing of the first run was touched: its checkpoints and its recipe.
     assert _files(tmp_path / "run" / "checkpoints") == before
@@ -233,7 +226,7 @@ def test_a_payload_pickle_in_a_checkpoint_is_refused_unread(tmp_path, checkpoint
     reason = "refused unread" if name.endswith((".bin", ".pkl")) else "cannot be read"
     assert reason in printed.err and name in printed.err
     assert main(["train", recipe, "--set", f"training.resume_from_checkpoint={checkpoints[0][1]}"]) == 2
-    assert "Cannot resume" in _one_error_line(capsys) and not marker.exists()
+    assert "Cannot resume" in one_error_line(capsys) and not marker.exists()
 
 
 @pytest.mark.parametrize(
@@ -260,7 +253,7 @@ def test_latest_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, checkpo
     # Named explicitly, the damaged checkpoint is one sentence and exit 2.
     explicit = dict(checkpointed_run, training=dict(training, resume_from_checkpoint=checkpoints[-1][1]))
     assert main(["train", _write(tmp_path / "e.yaml", explicit)]) == 2
-    assert expected in _one_error_line(capsys)
+    assert expected in one_error_line(capsys)
     # As "latest", it is skipped with a warning and the run resumes from the one before.
     resumed = dict(checkpointed_run, training=dict(training, resume_from_checkpoint="latest"))
     assert main(["train", _write(tmp_path / "r.yaml", resumed)]) == 0

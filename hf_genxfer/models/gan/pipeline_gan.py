@@ -90,6 +90,8 @@ class GANPipeline(DiffusionPipeline):
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): return a [`GANPipelineOutput`] instead of a tuple.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (the number of images), got {batch_size!r}.")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be one of 'pil', 'np' or 'pt', got {output_type!r}.")
         model = self.generator_model
