@@ -223,6 +223,43 @@ CASES = [
         "The tokenizer of init_from",
     ),
     (
+        "a decoder-only init_from in a Seq2Seq recipe",
+        lambda t, r: ["train", _recipe(t, _s2s(t, init_from=_gpt2_folder(t / "gpt2"), model={}))],
+        "is a gpt2 model, not an encoder-decoder",
+    ),
+    (
+        "rows without a target",
+        lambda t, r: [
+            "train",
+            _recipe(t, _s2s(t, data={"dataset": _write_text(t / "rows.jsonl", _rows([("1", "one"), ("2", None)]))})),
+        ],
+        "Row 1 of",
+    ),
+    (
+        "lists where text goes",
+        lambda t, r: [
+            "train",
+            _recipe(t, _s2s(t, data={"dataset": _write_text(t / "lists.jsonl", _rows([("1", ["o", "ne"])]))})),
+        ],
+        "must hold text",
+    ),
+    (
+        "a file in an image folder that is not an image",
+        lambda t, r: ["train", _recipe(t, _gan(t, data={"dataset": _broken_imagefolder(t / "broken")}))],
+        "cannot be decoded",
+    ),
+    (
+        "too few images to hold some out",
+        lambda t, r: ["train", _recipe(t, _gan(t, data={"dataset": _imagefolder(t / "few", [("L", 8)] * 3)}))],
+        "cannot hold out at least one image of each of the 2 class(es)",
+    ),
+    ("eval --num-samples 0", lambda t, r: ["eval", r["gan"], "--num-samples", "0"], "--num-samples must be at least 1"),
+    (
+        "an empty recipe",
+        lambda t, r: ["train", _write_text(t / "empty.yaml", "")],
+        "The recipe is missing the required field family",
+    ),
+    (
         "a recipe that is not a mapping",
         lambda t, r: ["train", _write_text(t / "list.yaml", "- family: gan\n")],
         "A recipe must be a YAML mapping",
@@ -233,6 +270,23 @@ CASES = [
         "is not a folder: use 'latest'",
     ),
 ]
+
+
+def _rows(pairs) -> str:
+    return "\n".join(json.dumps({"source": source, "target": target}) for source, target in pairs * 20)
+
+
+def _gpt2_folder(folder) -> str:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=99, n_positions=32)).save_pretrained(folder)
+    return str(folder)
+
+
+def _broken_imagefolder(folder) -> str:
+    _imagefolder(folder, [("L", 8)] * 20)
+    (folder / "1" / "broken.png").write_bytes(b"not a png")
+    return str(folder)
 
 
 def _write_text(path, text, make_parent=False):

@@ -117,7 +117,15 @@ def split_held_out(dataset: Dataset, fraction: float, seed: int) -> DatasetDict:
     if not 0 < fraction < 1:
         raise DataError(f"data.held_out_fraction must be between 0 and 1 (exclusive), got {fraction!r}.")
     stratify = "label" if isinstance(dataset.features.get("label"), ClassLabel) else None
-    parts = dataset.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
+    try:
+        parts = dataset.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
+    except ValueError as error:  # too few images to hold some out (of every class, when stratified)
+        classes = len(set(dataset["label"])) if stratify else 1
+        raise DataError(
+            f"data.held_out_fraction={fraction} of {len(dataset)} images cannot hold out at least one image of each "
+            f"of the {classes} class(es) and keep one for training ({' '.join(str(error).split())}): add images, "
+            "or change data.held_out_fraction."
+        ) from None
     return DatasetDict(train=parts["train"], held_out=parts["test"])
 
 
