@@ -253,7 +253,11 @@ CASES = [
         lambda t, r: ["train", _recipe(t, _gan(t, data={"dataset": _imagefolder(t / "few", [("L", 8)] * 3)}))],
         "cannot hold out at least one image of each of the 2 class(es)",
     ),
-    ("eval --num-samples 0", lambda t, r: ["eval", r["gan"], "--num-samples", "0"], "--num-samples must be at least 1"),
+    (
+        "eval --num-samples 0",
+        lambda t, r: ["eval", r["gan"], "--num-samples", "0"],
+        "--num-samples must be at least 1",
+    ),
     (
         "an empty recipe",
         lambda t, r: ["train", _write_text(t / "empty.yaml", "")],
