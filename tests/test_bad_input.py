@@ -44,8 +44,8 @@ def _recipe(tmp_path, raw, name="recipe.yaml"):
     return str(path)
 
 
-def _gan(tmp_path, **changes):
-    raw = tiny_gan_recipe(tmp_path / "out", max_steps=2)
+def _changed(raw: dict, changes: dict) -> dict:
+    """`section__field=value` sets a field of a section; `key=value` a top-level key (or a whole section)."""
     for key, value in changes.items():
         section, _, field = key.partition("__")
         if field:
@@ -53,17 +53,14 @@ def _gan(tmp_path, **changes):
         else:
             raw[section] = value
     return raw
+
+
+def _gan(tmp_path, **changes):
+    return _changed(tiny_gan_recipe(tmp_path / "out", max_steps=2), changes)
 
 
 def _s2s(tmp_path, **changes):
-    raw = tiny_seq2seq_recipe(tmp_path / "out", max_steps=2)
-    for key, value in changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            raw.setdefault(section, {})[field] = value
-        else:
-            raw[section] = value
-    return raw
+    return _changed(tiny_seq2seq_recipe(tmp_path / "out", max_steps=2), changes)
 
 
 def _copy_model(source: str, target, damage: str):
