@@ -88,6 +88,7 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
         if data.shots_per_class:
             description += f", {data.shots_per_class} images per class"
         task_type, split = "unconditional-image-generation", "held_out"
+        pipeline_tag = task_type  # a diffusers pipeline samples it (GANPipeline / DiffusionPipeline)
         metric_names = ("fid", "kid")
     else:
         dataset = data.dataset
@@ -96,7 +97,11 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
             if dataset == "num2words"
             else f"the `{dataset}` pairs"
         )
-        task_type, split = "text2text-generation", "test"
+        # transformers 5 removed the text2text-generation, translation and summarization pipelines, and its
+        # text-generation pipeline is for decoder-only models: no pipeline tag would load this model correctly, so
+        # the card sets none (the Hub then shows no widget), and names the results' task "text-generation".
+        task_type, split = "text-generation", "test"
+        pipeline_tag = None
         metric_names = ("exact_match", "chrf", "bleu")
     eval_results = [
         EvalResult(
@@ -119,7 +124,9 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
         datasets=[dataset] if _is_hub_id(dataset) and "/" in dataset else None,
         eval_results=eval_results or None,
         model_name=os.path.basename(os.path.normpath(folder)),
-        pipeline_tag=task_type,
+        pipeline_tag=pipeline_tag,
+        # The run folder holds full weights trained from the base (a LoRA run's adapter merged in): a finetune.
+        base_model_relation="finetune" if _is_hub_id(base_model) else None,
     )
     total = transfer["total_parameters"] if transfer else _count_parameters(folder)
     trainable = transfer["trainable_parameters"] if transfer else None
@@ -224,6 +231,7 @@ def build_adapter_card(folder: str, repo_id: str | None = None) -> ModelCard | N
         library_name="peft",
         tags=["hf_genxfer", family, "lora", "transfer-learning"],
         base_model=base_model if _is_hub_id(base_model) else None,
+        base_model_relation="adapter" if _is_hub_id(base_model) else None,
         model_name=f"{os.path.basename(os.path.normpath(folder))}-adapter",
     )
     trainable = transfer.get("trainable_parameters")

@@ -29,6 +29,7 @@ def test_gan_transfer_card(tmp_path):
     assert "[More Information Needed]" not in adapter_card.text
     assert f'AutoModel.from_pretrained("{source["output_dir"]}")' in adapter_card.text
     assert 'subfolder="adapter"' in adapter_card.text and "rank 2" in adapter_card.text
+    assert data["pipeline_tag"] == "unconditional-image-generation"
 
 
 def test_seq2seq_card_with_examples_and_a_hub_base_model(tmp_path):
@@ -46,4 +47,11 @@ def test_seq2seq_card_with_examples_and_a_hub_base_model(tmp_path):
         .replace("init_from: scratch", "init_from: org/english-model")
     )
     open(os.path.join(out, "genxfer_recipe.yaml"), "w").write(recipe)
-    assert build_model_card(out).data.base_model == "org/english-model"
+    card_data = build_model_card(out).data
+    assert card_data.base_model == "org/english-model" and card_data.base_model_relation == "finetune"
+    # transformers 5 has no pipeline for encoder-decoder generation: no pipeline tag, results under a task it knows.
+    assert card_data.pipeline_tag is None
+    from transformers.pipelines import SUPPORTED_TASKS
+
+    results_task = card_data.to_dict()["model-index"][0]["results"][0]["task"]["type"]
+    assert results_task in SUPPORTED_TASKS and "text2text" not in card.content

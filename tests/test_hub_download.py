@@ -129,6 +129,7 @@ result["adapter_trainable"] = sum(p.numel() for n, p in adapted.named_parameters
     assert (
         "library_name: peft" in adapter_card and 'PeftModel.from_pretrained(base, "me/tiny-gan-lora"' in adapter_card
     )
+    assert "base_model_relation: adapter" in adapter_card and "base_model_relation: finetune" in card
 
 
 def test_seq2seq_push_and_load_back_with_the_tokenizer(tmp_path, hub_env, local_hub):

@@ -252,7 +252,9 @@ def tokenize_pairs(
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         model_inputs = tokenizer(batch["source"], max_length=max_source_length, truncation=True)
-        labels = tokenizer(batch["target"], max_length=max_target_length, truncation=True)
+        # `text_target`: tokenizers with a target side (mBART's and M2M100's target language code, Marian's
+        # target vocabulary) encode labels in target mode; for the others it is the same call.
+        labels = tokenizer(text_target=batch["target"], max_length=max_target_length, truncation=True)
         return {
             "input_ids": model_inputs["input_ids"],
             "attention_mask": model_inputs["attention_mask"],

@@ -27,12 +27,13 @@ from ..utils import image_grid, warn
 from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
-    ADAPTER_FOLDER,
+    adapter_base,
     apply_adapters,
     apply_freezing,
     build_regularizer,
     check_new_task_names,
     parameter_groups,
+    save_adapter,
     write_transfer_report,
 )
 
@@ -222,6 +223,7 @@ class GANRun(Run):
         super().__init__(recipe, accelerator)
         training = recipe.training
         self.model, report = build_gan(recipe)
+        self.report = report
         self.config = self.model.config
         self.task_names = self.config.task_names
         with accelerator.main_process_first():
@@ -581,7 +583,7 @@ class GANRun(Run):
             if self.peft_model is not None:
                 # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter")) plus the merged model, so
                 # that the Auto classes and the pipeline load the run folder like any other.
-                self.peft_model.save_pretrained(os.path.join(output_dir, ADAPTER_FOLDER))
+                save_adapter(self.peft_model, output_dir, adapter_base(self.recipe, self.report, "generator."))
                 model = merged_copy(self.peft_model)
             model.save_pretrained(output_dir)
             GANPipeline(generator_model=model.generator).save_pretrained(output_dir)

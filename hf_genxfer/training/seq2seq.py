@@ -30,12 +30,13 @@ from ..transfer.naming import layer_stack
 from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
-    ADAPTER_FOLDER,
+    adapter_base,
     apply_adapters,
     apply_freezing,
     build_regularizer,
     check_new_task_names,
     parameter_groups,
+    save_adapter,
     write_transfer_report,
 )
 
@@ -272,6 +273,12 @@ class Seq2SeqRun(Run):
                 }
             )
             self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
+            self.report = report
+            self.source_model_type = None
+            if recipe.init_from != "scratch":
+                from ..hub import source_model_type
+
+                self.source_model_type = source_model_type(recipe.init_from)
             if recipe.init_from != "scratch" and not recipe.transfer.retrain_tokenizer:
                 train_part = self.splits["train"]
                 check_tokenizer_coverage(
@@ -515,9 +522,15 @@ class Seq2SeqRun(Run):
     def save(self, output_dir: str) -> None:
         model = self.model
         if self.peft_model is not None:
-            # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter")) plus the merged model, so
-            # that the Auto classes and the pipeline load the run folder like any other.
-            self.peft_model.save_pretrained(os.path.join(output_dir, ADAPTER_FOLDER))
+            # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter") or
+            # AutoPeftModelForSeq2SeqLM) plus the merged model, so that the Auto classes load the run folder like
+            # any other. A plain transformers source loads as the bare backbone: the adapter is saved in its naming.
+            save_adapter(
+                self.peft_model,
+                output_dir,
+                adapter_base(self.recipe, self.report),
+                strip_prefix="" if self.source_model_type == Seq2SeqConfig.model_type else "backbone.",
+            )
             model = merged_copy(self.peft_model)
         model.save_pretrained(output_dir)
         self.tokenizer.save_pretrained(output_dir)

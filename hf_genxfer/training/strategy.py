@@ -34,6 +34,62 @@ from ..transfer import (
 ADAPTER_FOLDER = "adapter"
 
 
+def adapter_base(recipe: Recipe, report, part: str = "") -> str | None:
+    """
+    What a run's adapter applies to, for `adapter_config.json`'s `base_model_name_or_path` (which PEFT's
+    `AutoPeftModel*` loads): `init_from`, when every tensor of the adapted `part` ("" for the whole model,
+    "generator." for a GAN's generator) was copied from it unchanged; None when the run's base differs from the
+    source (new layers, a new vocabulary, tensors left out), since the adapter would then not reproduce the run.
+    """
+    if recipe.init_from == "scratch" or report is None:
+        return None
+    entries = [entry for entry in report.entries if entry.name.startswith(part)]
+    if not entries or any(entry.status != "copied" for entry in entries):
+        return None
+    return recipe.init_from
+
+
+def save_adapter(peft_model, output_dir: str, base_model_name_or_path: str | None, strip_prefix: str = "") -> str:
+    """
+    Writes the run's LoRA adapter to `output_dir/adapter` with PEFT's `save_pretrained`, naming its base model.
+
+    `strip_prefix` ("backbone." for a Seq2Seq run started from a plain transformers model) makes the adapter's
+    module names and weight keys relative to that inner model, so that PEFT's loaders apply it to the model
+    `base_model_name_or_path` names (a bare T5 has `encoder.block...`, where the wrapper has `backbone.encoder...`).
+    """
+    folder = os.path.join(output_dir, ADAPTER_FOLDER)
+    config = peft_model.peft_config[peft_model.active_adapter]
+    previous = config.base_model_name_or_path
+    config.base_model_name_or_path = base_model_name_or_path
+    try:
+        peft_model.save_pretrained(folder)
+    finally:
+        config.base_model_name_or_path = previous
+    if strip_prefix:
+        _rebase_adapter(folder, strip_prefix)
+    return folder
+
+
+def _rebase_adapter(folder: str, prefix: str) -> None:
+    from safetensors.torch import load_file, save_file
+
+    config_path = os.path.join(folder, "adapter_config.json")
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    targets = config.get("target_modules")
+    if isinstance(targets, list):
+        config["target_modules"] = sorted(name.removeprefix(prefix) for name in targets)
+    with open(config_path, "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+    weights_path = os.path.join(folder, "adapter_model.safetensors")
+    keys_prefix = f"base_model.model.{prefix}"
+    weights = {
+        (f"base_model.model.{key[len(keys_prefix) :]}" if key.startswith(keys_prefix) else key): value
+        for key, value in load_file(weights_path).items()
+    }
+    save_file(weights, weights_path, metadata={"format": "pt"})
+
+
 def strategy_name(recipe: Recipe) -> str:
     """The strategy's name for reports and cards: the recipe's own, or one derived from its fields."""
     transfer = recipe.transfer

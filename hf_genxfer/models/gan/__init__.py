@@ -13,10 +13,11 @@ from .modeling_gan import (
     GANModel,
     GANPreTrainedModel,
 )
-from .pipeline_gan import GANPipeline, GANPipelineOutput
+from .pipeline_gan import GANPipeline, GANPipelineOutput, register_with_diffusers
 
 AutoConfig.register(GANConfig.model_type, GANConfig, exist_ok=True)
 AutoModel.register(GANConfig, GANModel, exist_ok=True)
+register_with_diffusers()
 
 __all__ = [
     "ADVERSARIAL_LOSSES",

@@ -243,9 +243,12 @@ class GANGenerator(GANPreTrainedModel):
     def sample_latents(
         self, batch_size: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
     ) -> torch.Tensor:
-        """Standard-normal latents of shape (batch_size, latent_size), reproducible for a seeded generator."""
+        """
+        Standard-normal latents of shape (batch_size, latent_size) in the model's dtype, reproducible for a seeded
+        generator: drawn in float32 on the CPU (the same numbers on every device and for every dtype), then moved.
+        """
         latents = torch.randn(batch_size, self.config.latent_size, generator=generator)
-        return latents.to(device if device is not None else self.device)
+        return latents.to(device=device if device is not None else self.device, dtype=self.dtype)
 
     def forward(
         self,

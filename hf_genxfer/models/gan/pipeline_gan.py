@@ -70,9 +70,10 @@ class GANPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        batch_size: int = 1,
+        batch_size: int | None = None,
         class_labels: int | list[int] | torch.LongTensor | None = None,
         task: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
         generator: torch.Generator | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "pil",
@@ -80,30 +81,36 @@ class GANPipeline(DiffusionPipeline):
     ) -> GANPipelineOutput | tuple:
         r"""
         Args:
-            batch_size (`int`, defaults to 1): how many images to sample.
-            class_labels (`int`, `list[int]` or `torch.LongTensor`, *optional*): the class of each image for a
-                class-conditional generator; one int for all, or one per image; drawn at random when omitted.
+            batch_size (`int`, *optional*): how many conditioning entries ("prompts") to sample for; defaults to the
+                number of `class_labels` given as a list, else 1.
+            class_labels (`int`, `list[int]` or `torch.LongTensor`, *optional*): the class of each prompt for a
+                class-conditional generator; one int for all, or one per prompt; drawn at random when omitted.
             task (`str` or `list[str]`, *optional*): for a multi-task GAN, the task to sample (one name for all, or
-                one per image).
+                one per prompt).
+            num_images_per_prompt (`int`, defaults to 1): images per prompt, as in diffusers' text-to-image
+                pipelines: `batch_size * num_images_per_prompt` images, each prompt's images next to each other.
             generator (`torch.Generator`, *optional*): makes sampling deterministic.
-            latents (`torch.Tensor`, *optional*): latents of shape (batch_size, latent_size) to use instead of noise.
+            latents (`torch.Tensor`, *optional*): latents of shape (batch_size * num_images_per_prompt, latent_size)
+                to use instead of noise.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` or `"pt"`.
             return_dict (`bool`, defaults to `True`): return a [`GANPipelineOutput`] instead of a tuple.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer (the number of images), got {batch_size!r}.")
+        if batch_size is None:
+            batch_size = len(class_labels) if isinstance(class_labels, (list, tuple, torch.Tensor)) else 1
+        for name, value in (("batch_size", batch_size), ("num_images_per_prompt", num_images_per_prompt)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be one of 'pil', 'np' or 'pt', got {output_type!r}.")
         model = self.generator_model
         config = model.config
+        count = batch_size * num_images_per_prompt
         # 1. sample latents (on the CPU so that a seeded CPU generator gives the same images on every device)
         if latents is None:
-            latents = torch.randn(batch_size, config.latent_size, generator=generator)
-        elif latents.shape != (batch_size, config.latent_size):
-            raise ValueError(
-                f"latents must have shape ({batch_size}, {config.latent_size}), got {tuple(latents.shape)}."
-            )
-        # 2. pick the classes of a class-conditional generator
+            latents = torch.randn(count, config.latent_size, generator=generator)
+        elif latents.shape != (count, config.latent_size):
+            raise ValueError(f"latents must have shape ({count}, {config.latent_size}), got {tuple(latents.shape)}.")
+        # 2. pick the classes of a class-conditional generator, one per prompt, then repeat them per image
         if config.num_classes is None:
             if class_labels is not None:
                 raise ValueError("This generator is unconditional: drop class_labels.")
@@ -114,11 +121,17 @@ class GANPipeline(DiffusionPipeline):
             if class_labels.numel() == 1:
                 class_labels = class_labels.expand(batch_size).clone()
             elif class_labels.numel() != batch_size:
-                raise ValueError(f"Pass one class label or {batch_size} (one per image), got {class_labels.numel()}.")
+                raise ValueError(f"Pass one class label or {batch_size} (one per prompt), got {class_labels.numel()}.")
             if class_labels.min() < 0 or class_labels.max() >= config.num_classes:
                 raise ValueError(
                     f"class_labels must lie in [0, {config.num_classes - 1}], got {class_labels.tolist()}."
                 )
+        if class_labels is not None:
+            class_labels = class_labels.repeat_interleave(num_images_per_prompt)  # (B,) -> (B * k,)
+        if isinstance(task, (list, tuple)):
+            if len(task) != batch_size:
+                raise ValueError(f"Pass one task or {batch_size} (one per prompt), got {len(task)}.")
+            task = [name for name in task for _ in range(num_images_per_prompt)]
         # 3. generate
         labels_on_device = None if class_labels is None else class_labels.to(self.device)
         images = model(latents.to(self.device, model.dtype), class_labels=labels_on_device, task=task).images
@@ -131,3 +144,15 @@ class GANPipeline(DiffusionPipeline):
         if not return_dict:
             return (images, class_labels)
         return GANPipelineOutput(images=images, class_labels=class_labels)
+
+
+def register_with_diffusers() -> None:
+    """
+    Makes `diffusers.DiffusionPipeline.from_pretrained(run_folder)` work after `import hf_genxfer`: diffusers finds a
+    folder's pipeline class by the `_class_name` in its model_index.json, as an attribute of the diffusers package,
+    and has no registry for pipelines outside it (transformers has `AutoModel.register`).
+    """
+    import diffusers
+
+    if getattr(diffusers, GANPipeline.__name__, None) is None:
+        setattr(diffusers, GANPipeline.__name__, GANPipeline)

@@ -57,6 +57,16 @@ def default_backbone_config(tokenizer=None, **overrides) -> PreTrainedConfig:
     return AutoConfig.for_model(values.pop("model_type"), **values)
 
 
+def _nested_configs(config: PreTrainedConfig) -> list[PreTrainedConfig]:
+    """`config` and every sub-config below it (an EncoderDecoderConfig's encoder and decoder, ...)."""
+    found = [config]
+    for name in getattr(config, "sub_configs", {}) or {}:
+        child = getattr(config, name, None)
+        if isinstance(child, PreTrainedConfig):
+            found.extend(_nested_configs(child))
+    return found
+
+
 def decoder_layer_count(backbone: PreTrainedConfig) -> int:
     """Decoder layers of an encoder-decoder config (BART/Marian: `decoder_layers`, T5: `num_decoder_layers`)."""
     for name in ("decoder_layers", "num_decoder_layers"):
@@ -153,12 +163,18 @@ class Seq2SeqConfig(PreTrainedConfig):
             self.backbone = AutoConfig.for_model(model_type, **backbone)
         elif self.backbone is None:
             self.backbone = default_backbone_config()
-        # The base class sets `attn_implementation` (default None) on every sub-config: keep the one a built
-        # backbone already runs with, so wrapping a model does not change its attention kernel.
-        backbone_attention = getattr(self.backbone, "_attn_implementation_internal", None)
+        # The base class sets `attn_implementation` (default None) on every sub-config, down to a composite
+        # backbone's own encoder and decoder configs (EncoderDecoderModel): keep the kernels a built backbone
+        # already runs with, so that wrapping a model does not change its outputs.
+        attention = [
+            (config, config._attn_implementation_internal)
+            for config in _nested_configs(self.backbone)
+            if getattr(config, "_attn_implementation_internal", None) is not None
+        ]
         super().__post_init__(**kwargs)
-        if kwargs.get("attn_implementation") is None and backbone_attention is not None:
-            self.backbone._attn_implementation_internal = backbone_attention
+        if kwargs.get("attn_implementation") is None:
+            for config, implementation in attention:
+                config._attn_implementation_internal = implementation
         if not getattr(self.backbone, "is_encoder_decoder", False):
             raise ValueError(
                 f"`backbone` must be an encoder-decoder config (BART, T5, Marian, ...), "

@@ -378,8 +378,19 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         return self.backbone.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, **kw)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        # Used by `DataCollatorForSeq2Seq(model=...)`: shift labels right behind the decoder start token.
-        return self.backbone.prepare_decoder_input_ids_from_labels(labels)
+        """
+        Labels shifted right behind the decoder start token, with -100 as padding (what `DataCollatorForSeq2Seq`
+        asks for): the backbone's own method where it has one, else the shift its forward applies to labels
+        (M2M100/NLLB, Blenderbot and BlenderbotSmall have no such method).
+        """
+        own = getattr(self.backbone, "prepare_decoder_input_ids_from_labels", None)
+        if own is not None:
+            return own(labels)
+        backbone = self.config.backbone
+        shifted = labels.new_zeros(labels.shape)
+        shifted[:, 1:] = labels[:, :-1].clone()
+        shifted[:, 0] = backbone.decoder_start_token_id
+        return shifted.masked_fill(shifted == -100, backbone.pad_token_id)  # (B, T)
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
@@ -574,6 +585,24 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         # parts (LoRA adapters live in the encoder too); each decoding step's forward(task=...) installs them again.
         with self.task_parts_installed(task):
             return super().generate(inputs, *args, task=task, **kwargs)
+
+
+# PEFT picks default LoRA targets by `model_type` and has none for "genxfer_seq2seq": give it the attention query
+# and value projections of every backbone family we wrap, by their names there (the defaults PEFT uses for T5, BART
+# and BERT/GPT-2, plus ProphetNet's): `LoraConfig(task_type="SEQ_2_SEQ_LM")` then works on a Seq2SeqModel as on the
+# bare backbone. PEFT matches each name against the last part of a module's path.
+SEQ2SEQ_LORA_DEFAULT_TARGETS = ["q", "v", "q_proj", "v_proj", "query", "value", "query_proj", "value_proj", "c_attn"]
+
+
+def _register_peft_defaults() -> None:
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.setdefault(
+        Seq2SeqConfig.model_type, list(SEQ2SEQ_LORA_DEFAULT_TARGETS)
+    )
+
+
+_register_peft_defaults()
 
 
 def add_task_tokens(tokenizer, model: Seq2SeqModel, task_names: list[str] | None = None) -> list[int]:
