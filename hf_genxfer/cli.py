@@ -140,6 +140,29 @@ def command_push(args) -> int:
     return 0
 
 
+def command_recipes(args) -> int:
+    from .shipped_recipes import describe, shipped_recipe, shipped_recipes
+
+    if args.name is None:
+        recipes = shipped_recipes()
+        width = max(len(name) for name in recipes)
+        for name, path in recipes.items():
+            print(f"{name:<{width}}  {describe(path)}")
+        print("Copy one with: genxfer recipes NAME --out my_recipe.yaml")
+        return 0
+    text = shipped_recipe(args.name).read_text(encoding="utf-8")
+    if args.out is None:
+        print(text, end="")
+        return 0
+    if os.path.exists(args.out):
+        raise FileExistsError(f"{args.out!r} already exists: pass another --out, or delete it first.")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"Wrote {args.out}; run it with: genxfer train {args.out}")
+    return 0
+
+
 def command_demo(args) -> int:
     from .demo import run_demo
 
@@ -228,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true")
     push.set_defaults(handler=command_push)
 
+    recipes = commands.add_parser("recipes", help="list the shipped recipes, or print or copy one")
+    recipes.add_argument("name", nargs="?", default=None, help="a recipe name, e.g. gan_digits_pretrain")
+    recipes.add_argument("--out", default=None, help="write the recipe to this file instead of printing it")
+    recipes.set_defaults(handler=command_recipes)
+
     demo = commands.add_parser("demo", help="pretrain a digits GAN and an English number-to-words model")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--quick", action="store_true", help="a much shorter run, for smoke tests")
@@ -239,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:  # `genxfer recipes | head`: the reader went away, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"genxfer {args.command}: error: {message}", file=sys.stderr)

@@ -11,14 +11,12 @@ import os
 import time
 from pathlib import Path
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-
 
 def _recipe_path(name: str) -> Path:
-    path = RECIPES_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(f"The demo recipe {path} is missing: run the demo from a checkout of hf_genxfer.")
-    return path
+    """A demo recipe from the package itself, so that the demo runs from a wheel install as from a checkout."""
+    from .shipped_recipes import shipped_recipe
+
+    return shipped_recipe(name)
 
 
 def run_gan_demo(out: str, quick: bool = False) -> dict:

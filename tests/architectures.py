@@ -207,7 +207,10 @@ def build_config(name: str, tokenizer):
     if name == "marian":
         return transformers.MarianConfig(**bart_like, decoder_start_token_id=pad, forced_eos_token_id=eos)
     if name == "m2m_100":
-        return transformers.M2M100Config(**bart_like, decoder_start_token_id=eos)
+        # No layer drop: with one layer per stack it can drop every layer a LoRA adapter sits in.
+        return transformers.M2M100Config(
+            **bart_like, decoder_start_token_id=eos, encoder_layerdrop=0.0, decoder_layerdrop=0.0
+        )
     if name == "blenderbot":
         return transformers.BlenderbotConfig(**bart_like, decoder_start_token_id=bos)
     if name == "blenderbot-small":

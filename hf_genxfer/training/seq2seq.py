@@ -206,12 +206,30 @@ def tokenize_for_objective(splits: DatasetDict, tokenizer, data: TextDataRecipe)
     return noise(texts, tokenizer, text_column="text", max_length=data.max_target_length, seed=data.seed)
 
 
+def decoder_position_limit(config) -> int | None:
+    """How many positions the decoder has embeddings for (None for relative positions, e.g. T5)."""
+    backbone = getattr(config, "backbone", config)
+    decoder = backbone.get_text_config(decoder=True)
+    for name in ("max_decoder_position_embeddings", "max_target_positions", "n_positions", "max_position_embeddings"):
+        value = getattr(decoder, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 @torch.no_grad()
 def generate_batch(
     model, tokenizer, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, **kwargs
 ) -> list[str]:
-    """Generated texts for `sources` (the same call `genxfer generate` and the Auto classes make)."""
+    """
+    Generated texts for `sources` (the same call `genxfer generate` and the Auto classes make), at most
+    `max_new_tokens` long and never past the decoder's learned positions (a longer output would index past them).
+    """
     encoded = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
+    limit = decoder_position_limit(model.config)
+    if limit is not None:
+        # The start token takes one position, and ProphetNet's predicting stream looks one position ahead.
+        max_new_tokens = max(1, min(max_new_tokens, limit - 2))
     output = model.generate(**encoded, num_beams=num_beams, max_new_tokens=max_new_tokens, **kwargs)
     return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
 
