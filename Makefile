@@ -34,8 +34,9 @@ local-hub: $(STAMP) $(OLAH_STAMP)
 demo: $(STAMP)
 	$(BIN)/genxfer demo --out demo_out
 
+# Two workers (the machines have 2 cores); each test file runs on one worker, so a file's fixtures are shared.
 test: $(STAMP) $(OLAH_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check hf_genxfer tests scripts
