@@ -166,6 +166,9 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
         examples = metrics.get("examples", [])
         backbone = config.get("backbone", {})
         values.update(
+            source_language_code=data.source_language_code,
+            target_language_code=data.target_language_code,
+            generation_start=_generation_start(folder),
             backbone_type=backbone.get("model_type", "?"),
             examples=examples,
             example_input=examples[0]["source"] if examples else "4021",
@@ -176,6 +179,15 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
             num_examples=metrics.get("num_examples", "?"),
         )
     return ModelCard.from_template(card_data, template_path=str(_template(family)), **values)
+
+
+def _generation_start(folder: str) -> str:
+    """How the saved generation config tells the decoder the target language, for the card."""
+    generation = _read_json(folder, "generation_config.json") or {}
+    for name in ("forced_bos_token_id", "decoder_start_token_id"):
+        if generation.get(name) is not None:
+            return f"`{name}={generation[name]}`"
+    return ""
 
 
 def _count_parameters(folder: str) -> int | None:

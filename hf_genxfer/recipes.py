@@ -134,6 +134,8 @@ class TextDataRecipe:
     max_target_length: int = 128
     objective: Literal["pairs", "text_infilling", "span_corruption"] = "pairs"  # denoising reads the target text
     tokenizer_languages: list[str] | None = None  # scratch: also cover these num2words languages' characters
+    source_language_code: str | None = None  # a multilingual tokenizer's code for the sources (mBART en_XX,
+    target_language_code: str | None = None  # M2M100 en, NLLB eng_Latn); the target code also starts generation
     tasks: dict[str, dict] | None = None  # multi-task: per task, the fields above that differ (e.g. language)
     seed: int = 0
 
@@ -205,6 +207,8 @@ class TransferRecipe:
     freeze_encoder: bool = False  # Seq2Seq
     freeze_embeddings: bool = False  # Seq2Seq
     freeze_decoder_layers: int = 0  # Seq2Seq: the lowest k decoder layers
+    extend_vocabulary: bool = False  # Seq2Seq: add the characters of the target text the source tokenizer lacks
+    # as new tokens (new embedding rows, initialised from the existing ones' mean, then trained; LoRA trains them too)
     retrain_tokenizer: bool = False  # Seq2Seq: a new character tokenizer for the target corpus; shared tokens keep
     # their source embedding rows (the vocabulary change is in the transfer report as "remapped")
     layerwise_lr_decay: float | None = None  # learning rate x decay**depth, counted from the output
@@ -498,6 +502,12 @@ def _check_multitask(recipe: Recipe) -> None:
         for key in overrides:
             if key not in allowed:
                 raise RecipeError(f"Unknown recipe key data.tasks.{task}.{key}.{_suggest(key, allowed)}")
+    for task, overrides in tasks.items():
+        if "source_language_code" in overrides or "target_language_code" in overrides:
+            raise RecipeError(
+                f"data.tasks.{task} sets a language code: per-task language codes are not supported yet; give "
+                "every task the same codes in data, or train one model per language pair."
+            )
     train_tasks = recipe.multitask.train_tasks
     if train_tasks is not None and (not train_tasks or any(task not in tasks for task in train_tasks)):
         raise RecipeError(f"multitask.train_tasks must be a non-empty subset of data.tasks ({', '.join(tasks)}).")
@@ -521,7 +531,13 @@ def _check_transfer(recipe: Recipe) -> None:
             f"transfer.{changed[0]} needs a source model: set init_from to a model folder or Hub id, or drop it."
         )
     gan_only = ("freeze_discriminator_blocks", "fresh_discriminator", "diffaugment")
-    seq2seq_only = ("freeze_encoder", "freeze_embeddings", "freeze_decoder_layers", "retrain_tokenizer")
+    seq2seq_only = (
+        "freeze_encoder",
+        "freeze_embeddings",
+        "freeze_decoder_layers",
+        "retrain_tokenizer",
+        "extend_vocabulary",
+    )
     for name in gan_only if recipe.family == "seq2seq" else seq2seq_only:
         if getattr(transfer, name) not in (0, False, None):
             raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")
@@ -534,6 +550,11 @@ def _check_transfer(recipe: Recipe) -> None:
         raise RecipeError(f"transfer.regularizer_weight must be at least 0, got {transfer.regularizer_weight}.")
     if transfer.layerwise_lr_decay is not None and not 0 < transfer.layerwise_lr_decay <= 1:
         raise RecipeError(f"transfer.layerwise_lr_decay must be in (0, 1], got {transfer.layerwise_lr_decay}.")
+    if transfer.extend_vocabulary and transfer.retrain_tokenizer:
+        raise RecipeError(
+            "transfer.extend_vocabulary adds tokens to the source tokenizer and transfer.retrain_tokenizer replaces "
+            "it: choose one."
+        )
     if transfer.lora is not None and transfer.layerwise_lr_decay is not None:
         raise RecipeError("transfer.lora and transfer.layerwise_lr_decay do not combine: choose one.")
 

@@ -28,6 +28,7 @@ ARCHITECTURES = {
     "mbart": "unigram",
     "marian": "sentencepiece",
     "m2m_100": "sentencepiece",
+    "nllb": "metaspace_bpe",
     "blenderbot": "byte_bpe",
     "blenderbot-small": "bpe",
     "pegasus": "unigram",
@@ -68,6 +69,18 @@ def _bpe(byte_level: bool, special: list[str], size: int = 300) -> tuple[dict, l
     tokenizer.train_from_iterator(CORPUS, trainer)
     model = json.loads(tokenizer.to_str())["model"]
     merges = [" ".join(merge) if isinstance(merge, list) else merge for merge in model["merges"]]
+    return model["vocab"], merges
+
+
+def _metaspace_bpe(special: list[str], size: int = 200) -> tuple[dict, list[tuple[str, str]]]:
+    """A SentencePiece-style BPE (`▁` marks a word start), as NLLB's tokenizer has."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=size, special_tokens=special))
+    model = json.loads(tokenizer.to_str())["model"]
+    merges = [tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in model["merges"]]
     return model["vocab"], merges
 
 
@@ -112,6 +125,9 @@ def build_tokenizer(name: str, folder: str):
     if name == "mbart":
         vocab = _unigram_vocab(["<s>", "<pad>", "</s>", "<unk>"])
         return transformers.MBartTokenizer(vocab=vocab, src_lang="en_XX", tgt_lang="ru_RU")
+    if name == "nllb":
+        vocab, merges = _metaspace_bpe(["<s>", "<pad>", "</s>", "<unk>"])
+        return transformers.NllbTokenizer(vocab=vocab, merges=merges, src_lang="eng_Latn", tgt_lang="rus_Cyrl")
     if kind == "byte_bpe":
         vocab, merges = _bpe(True, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         tokenizer_class = {"bart": transformers.BartTokenizer, "led": transformers.LEDTokenizer}.get(
@@ -206,7 +222,7 @@ def build_config(name: str, tokenizer):
         return transformers.MBartConfig(**bart_like, decoder_start_token_id=eos)
     if name == "marian":
         return transformers.MarianConfig(**bart_like, decoder_start_token_id=pad, forced_eos_token_id=eos)
-    if name == "m2m_100":
+    if name in ("m2m_100", "nllb"):  # NLLB is an M2M100 model with its own tokenizer
         # No layer drop: with one layer per stack it can drop every layer a LoRA adapter sits in.
         return transformers.M2M100Config(
             **bart_like, decoder_start_token_id=eos, encoder_layerdrop=0.0, decoder_layerdrop=0.0

@@ -20,6 +20,7 @@ from ..data.text import (
     seq2seq_collator,
     tokenize_pairs,
 )
+from ..data.language_codes import apply_language_codes, target_language_start
 from ..data.tokenization import check_tokenizer_coverage, train_tokenizer
 from ..errors import DataError, RecipeError
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config
@@ -27,6 +28,7 @@ from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE, tokenizer_b
 from ..recipes import Recipe, TextDataRecipe, task_data
 from ..transfer import merged_copy, transfer_parameters
 from ..transfer.naming import layer_stack
+from ..transfer.vocabulary import extend_vocabulary
 from .batches import IndexStream, TaskBatches, build_weighting
 from .loop import Run, RunState
 from .strategy import (
@@ -292,19 +294,29 @@ class Seq2SeqRun(Run):
             )
             self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
             self.report = report
+            # Multilingual tokenizers: the codes of both sides, and the target code where generation starts.
+            apply_language_codes(self.tokenizer, data.source_language_code, data.target_language_code)
+            start = target_language_start(self.tokenizer, data.target_language_code)
+            if start:
+                self.model.generation_config.update(**start)
             self.source_model_type = None
             if recipe.init_from != "scratch":
                 from ..hub import source_model_type
 
                 self.source_model_type = source_model_type(recipe.init_from)
+            self.added_tokens = []
             if recipe.init_from != "scratch" and not recipe.transfer.retrain_tokenizer:
                 train_part = self.splits["train"]
+                texts = list(train_part["source"]) + list(train_part["target"])
+                if recipe.transfer.extend_vocabulary:
+                    self.added_tokens = extend_vocabulary(self.model, self.tokenizer, texts)
                 check_tokenizer_coverage(
                     self.tokenizer,
-                    list(train_part["source"]) + list(train_part["target"]),
+                    texts,
                     source=f"init_from {recipe.init_from!r}",
-                    fix="set transfer.retrain_tokenizer=true (a character tokenizer for this corpus, whose shared "
-                    "tokens keep their trained embeddings), or start from a model whose tokenizer covers this text",
+                    fix="set transfer.extend_vocabulary=true (the missing characters become new tokens with new, "
+                    "trained embedding rows) or transfer.retrain_tokenizer=true (a character tokenizer for this "
+                    "corpus, whose shared tokens keep their trained embeddings)",
                 )
             if (
                 self.task_names is not None
@@ -354,7 +366,12 @@ class Seq2SeqRun(Run):
         # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
         transfer = recipe.transfer
         frozen = apply_freezing(self.model, transfer)
-        self.peft_model = apply_adapters(self.model, transfer, default_target="backbone")
+        self.peft_model = apply_adapters(
+            self.model,
+            transfer,
+            default_target="backbone",
+            trainable_tokens=[entry["id"] for entry in self.added_tokens],
+        )
         trained = self.peft_model if self.peft_model is not None else self.model
         self.regularizer = None
         if recipe.init_from != "scratch":
@@ -366,7 +383,13 @@ class Seq2SeqRun(Run):
             )
             if accelerator.is_main_process:
                 write_transfer_report(
-                    recipe.output_dir, recipe, report, self.model, frozen, print_fn=accelerator.print
+                    recipe.output_dir,
+                    recipe,
+                    report,
+                    self.model,
+                    frozen,
+                    print_fn=accelerator.print,
+                    added_tokens=self.added_tokens,
                 )
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
@@ -546,7 +569,7 @@ class Seq2SeqRun(Run):
             save_adapter(
                 self.peft_model,
                 output_dir,
-                adapter_base(self.recipe, self.report),
+                None if self.added_tokens else adapter_base(self.recipe, self.report),
                 strip_prefix="" if self.source_model_type == Seq2SeqConfig.model_type else "backbone.",
             )
             model = merged_copy(self.peft_model)

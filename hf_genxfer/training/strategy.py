@@ -112,7 +112,9 @@ def strategy_name(recipe: Recipe) -> str:
         parts.append("frozen_patterns")
     if transfer.retrain_tokenizer:
         parts.append("new_vocabulary")
-    if not parts or parts == ["new_vocabulary"]:
+    if transfer.extend_vocabulary:
+        parts.append("extended_vocabulary")
+    if not parts or all(part in ("new_vocabulary", "extended_vocabulary") for part in parts):
         parts.insert(0, "full")
     if transfer.regularizer != "none":
         parts.append(transfer.regularizer)
@@ -139,8 +141,12 @@ def apply_freezing(model: nn.Module, transfer: TransferRecipe) -> list[str]:
     return frozen
 
 
-def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: str):
-    """Adds the LoRA adapter when the recipe has one; returns the PeftModel (the base is changed in place) or None."""
+def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: str, trainable_tokens=None):
+    """
+    Adds the LoRA adapter when the recipe has one; returns the PeftModel (the base is changed in place) or None.
+    `trainable_tokens` (token ids added by vocabulary extension) train their embedding rows too, through PEFT's
+    `trainable_token_indices`: without them the new tokens would stay at their initialisation.
+    """
     lora = transfer.lora
     if lora is None:
         return None
@@ -152,6 +158,8 @@ def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: s
         dropout=lora.dropout,
         modules=lora.modules,
     )
+    if trainable_tokens:
+        config.trainable_token_indices = list(trainable_tokens)
     return apply_lora(model, config)
 
 
@@ -179,7 +187,7 @@ def parameter_groups(module: nn.Module, learning_rate: float, transfer: Transfer
 
 
 def write_transfer_report(
-    output_dir: str, recipe: Recipe, report, model: nn.Module, frozen: list[str], print_fn=print
+    output_dir: str, recipe: Recipe, report, model: nn.Module, frozen: list[str], print_fn=print, added_tokens=None
 ):
     """`transfer_report.json` (every parameter's fate, the strategy, trainable counts) and a printed summary."""
     trainable, total = count_parameters(model)
@@ -194,6 +202,10 @@ def write_transfer_report(
     if report is not None:
         summary["parameters"] = report.to_dict()
         print_fn(report.format_table())
+    if added_tokens:
+        summary["added_tokens"] = added_tokens
+        shown = " ".join(entry["token"] for entry in added_tokens[:40])
+        print_fn(f"extend_vocabulary: {len(added_tokens)} new tokens, ids from {added_tokens[0]['id']}: {shown}")
     print_fn(
         f"strategy {summary['strategy']}: {trainable:,} of {total:,} parameters trainable ({summary['trainable_fraction']:.1%})"
     )

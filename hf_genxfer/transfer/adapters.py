@@ -272,11 +272,19 @@ def merged_copy(peft_model: PeftModel) -> nn.Module:
     weights from each LoRA layer's `get_delta_weight` instead and loads them into a fresh instance of the base class.
     """
     from peft.tuners.lora import LoraLayer
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
 
     base = _base_model(peft_model)
     state = {}
     lora_prefixes = []
     for name, module in base.named_modules():
+        if isinstance(module, TrainableTokensLayer):  # rows of new tokens trained next to LoRA
+            # PEFT wraps the embedding (`shared`) in a module whose `token_adapter` this is: the merged weight is
+            # the embedding's own.
+            owner = name.removesuffix(".token_adapter")
+            lora_prefixes.append(owner + ".")
+            state[f"{owner}.weight"] = module.get_merged_weights(module.active_adapters).detach().clone()
+            continue
         if isinstance(module, LoraLayer):
             lora_prefixes.append(name + ".")
             layer = module.get_base_layer()

@@ -105,3 +105,44 @@ def test_genxfer_trains_from_the_folder_and_generates(backbone, tmp_path, capsys
         merged = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run").eval()
         torch.testing.assert_close(adapted(**batch).logits, merged(**batch).logits, rtol=1e-4, atol=1e-5)
     assert os.path.isfile(tmp_path / "run" / "README.md")
+
+
+LANGUAGE_CODES = {"mbart": ("en_XX", "ru_RU"), "m2m_100": ("en", "ru"), "nllb": ("eng_Latn", "rus_Cyrl")}
+
+
+@pytest.mark.parametrize("name", list(LANGUAGE_CODES))
+def test_language_codes_tokenise_train_generate_and_reach_the_card(tmp_path, name):
+    from hf_genxfer.recipes import validate_recipe
+    from hf_genxfer.training.loop import train
+
+    folder = build_backbone_folder(name, tmp_path / "backbone")
+    source_code, target_code = LANGUAGE_CODES[name]
+    raw = tiny_seq2seq_recipe(tmp_path / "run", max_steps=2)
+    raw.update(init_from=folder, model={})
+    raw["data"].update(
+        language="ru", train_size=16, validation_size=4, test_size=4, source_language_code=source_code
+    )
+    raw["data"]["target_language_code"] = target_code
+    train(validate_recipe(raw))
+    run = tmp_path / "run"
+    tokenizer = AutoTokenizer.from_pretrained(run)
+    code_id = tokenizer.get_lang_id(target_code) if hasattr(tokenizer, "get_lang_id") else None
+    code_id = code_id if code_id is not None else tokenizer.convert_tokens_to_ids(target_code)
+    labels = tokenizer(text_target="двенадцать")["input_ids"]
+    generation = json.load(open(run / "generation_config.json"))
+    model = AutoModelForSeq2SeqLM.from_pretrained(run)
+    output = model.generate(**tokenizer(["12"], return_tensors="pt"), max_new_tokens=4)
+    if name == "mbart":  # the code ends each text; the decoder starts from it
+        assert labels[-1] == code_id and generation["decoder_start_token_id"] == code_id
+        assert output[0, 0] == code_id
+    else:  # the code starts each text; generation is forced to write it first
+        assert labels[0] == code_id and generation["forced_bos_token_id"] == code_id
+        assert output[0, 1] == code_id
+    assert f"targets `{target_code}`" in (run / "README.md").read_text()
+    # A code the tokenizer does not know is one sentence.
+    from hf_genxfer.errors import DataError
+
+    raw["data"]["target_language_code"] = "xx_YY"
+    raw["output_dir"] = str(tmp_path / "bad")
+    with pytest.raises(DataError, match="is not a language code of this"):
+        train(validate_recipe(raw))

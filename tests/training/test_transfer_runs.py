@@ -205,3 +205,40 @@ def test_gan_transfer_with_a_fresh_discriminator(tmp_path, gan_source):
         validate_recipe(
             _gan_target(tmp_path, gan_source, {"fresh_discriminator": True, "freeze_discriminator_blocks": 1})
         )
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_extend_vocabulary_adds_the_missing_script_and_trains_it(tmp_path, english_only_source, strategy):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hf_genxfer.training.seq2seq import evaluate_saved_seq2seq
+
+    raw = tiny_seq2seq_recipe(tmp_path / "target", max_steps=3)
+    raw["init_from"] = english_only_source
+    raw["model"] = {}
+    raw["data"].update(language="ru", train_size=24)
+    raw["transfer"] = {"extend_vocabulary": True}
+    if strategy == "lora":
+        raw["transfer"]["lora"] = {"r": 2, "alpha": 4}
+    metrics = train(validate_recipe(raw))
+    out = raw["output_dir"]
+    report = json.load(open(os.path.join(out, "transfer_report.json")))
+    assert report["strategy"] == f"{strategy}+extended_vocabulary"
+    added = {entry["token"]: entry["id"] for entry in report["added_tokens"]}
+    assert {"о", "д", "и"} <= set(added)  # Cyrillic letters of the Russian number words
+    source_tokenizer = AutoTokenizer.from_pretrained(english_only_source)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(tokenizer) == len(source_tokenizer) + len(added)
+    assert tokenizer.unk_token_id not in tokenizer("сто два")["input_ids"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(out)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    # The saved (merged) folder scores exactly what the run scored with its trained model.
+    assert evaluate_saved_seq2seq(out)["chrf"] == pytest.approx(metrics["chrf"])
+    if strategy == "lora":
+        adapter = json.load(open(os.path.join(out, "adapter", "adapter_config.json")))
+        assert sorted(adapter["trainable_token_indices"]) == sorted(added.values())
+        assert adapter["base_model_name_or_path"] is None  # the run's base has rows the source lacks
+        # The new rows trained with the adapter (PEFT's trainable tokens): their delta moved from zero.
+        weights = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
+        deltas = [value for key, value in weights.items() if "trainable_tokens_delta" in key]
+        assert deltas and all(delta.shape[0] == len(added) and delta.abs().sum() > 0 for delta in deltas)
