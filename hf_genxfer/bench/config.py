@@ -153,6 +153,10 @@ class Seq2SeqBench:
     max_new_tokens: int = 96
     data_efficiency_sizes: list[int] = field(default_factory=lambda: [25, 50, 200, 1000])
     data_efficiency_steps: int = 1000
+    # A second target in another script (Cyrillic): the source tokenizer lacks its characters, so every transfer
+    # strategy here extends the vocabulary (transfer.extend_vocabulary); scratch trains a tokenizer of its own.
+    second_target_language: str | None = "ru"
+    second_target_strategies: list[str] = field(default_factory=lambda: ["source", "scratch", "full", "lora"])
     seed: int = 0
 
 
@@ -186,6 +190,7 @@ QUICK_OVERRIDES = [
     "seq2seq.report_steps=[100,300]",
     "seq2seq.data_efficiency_sizes=[25,200]",
     "seq2seq.data_efficiency_steps=300",
+    "seq2seq.second_target_strategies=[source,scratch,lora]",
 ]
 
 
@@ -236,6 +241,11 @@ def _check(config: TransferBenchConfig) -> None:
         missing = [s for s in section.report_steps if s not in steps]
         if missing:
             raise RecipeError(f"{name}.report_steps {missing} must also be in {name}.eval_steps.")
+    for strategy in config.seq2seq.second_target_strategies:
+        if strategy not in SEQ2SEQ_STRATEGIES:
+            raise RecipeError(
+                f"seq2seq.second_target_strategies has {strategy!r}; choose from {', '.join(SEQ2SEQ_STRATEGIES)}."
+            )
     if config.seq2seq.eval_every < 1:
         raise RecipeError(f"seq2seq.eval_every must be at least 1, got {config.seq2seq.eval_every}.")
     if config.workers < 1 or config.threads_per_worker < 1:

@@ -380,19 +380,30 @@ def _seq2seq_transfer(strategy: str, section) -> tuple[dict, float]:
 
 
 def _seq2seq_target_run(
-    output_dir: str, section, data_dir: str, strategy: str, source_dir: str, train_size: int, report_steps: list[int]
+    output_dir: str,
+    section,
+    data_dir: str,
+    strategy: str,
+    source_dir: str,
+    train_size: int,
+    report_steps: list[int],
+    language: str | None = None,
+    extend_vocabulary: bool = False,
 ) -> dict:
     """One target run of `strategy`, scored on the test pairs at each of `report_steps` (resumed in segments)."""
     shutil.rmtree(output_dir, ignore_errors=True)
     scratch = strategy == "scratch"
     transfer, learning_rate = ({}, section.learning_rate) if scratch else _seq2seq_transfer(strategy, section)
+    if extend_vocabulary and not scratch:
+        transfer["extend_vocabulary"] = True
+        transfer["strategy"] = f"{strategy}+extended_vocabulary"
     data = {
         "dataset": data_dir,
         "train_size": train_size,
         "validation_size": section.validation_size,
         "test_size": section.test_size,
         "max_target_length": 128,
-        "tokenizer_languages": [section.target_language] if scratch else None,
+        "tokenizer_languages": [language or section.target_language] if scratch else None,
     }
     at_steps, wall, metrics = {}, 0.0, {}
     for index, steps in enumerate(report_steps):
@@ -433,10 +444,12 @@ def _seq2seq_target_run(
     else:
         with open(os.path.join(output_dir, "transfer_report.json"), encoding="utf-8") as handle:
             report = json.load(handle)
+    added = report.get("added_tokens", [])
     return {
         "at_steps": at_steps,
         "final": at_steps[str(report_steps[-1])],
         "validation_curve": curve,
+        "added_tokens": len(added),
         "steps": report_steps[-1],
         "wall_seconds": round(wall, 1),
         "trainable_parameters": report["trainable_parameters"],
@@ -449,7 +462,6 @@ def _seq2seq_target_run(
 def run_seq2seq(section, work: str) -> dict:
     """New language: source = `source_language` pairs, target = `target_train_size` pairs of `target_language`."""
     from ..data.text import num2words_splits
-    from ..training.seq2seq import generate_texts, score_texts
 
     work = os.path.join(work, "seq2seq")
     shutil.rmtree(work, ignore_errors=True)
@@ -503,24 +515,7 @@ def run_seq2seq(section, work: str) -> dict:
     results = {}
     for strategy in section.strategies:
         if strategy == "source":
-            started = time.perf_counter()
-            test = splits["test"]
-            predictions = generate_texts(source_dir, list(test["source"]), max_new_tokens=section.max_new_tokens)
-            scores = score_texts(predictions, list(test["target"]))
-            scores = {k: scores[k] for k in ("exact_match", "chrf", "bleu", "num_examples")}
-            results[strategy] = {
-                "at_steps": {str(s): scores for s in section.report_steps},
-                "final": scores,
-                "validation_curve": [],
-                "steps": 0,
-                "wall_seconds": round(time.perf_counter() - started, 1),
-                "trainable_parameters": 0,
-                "trainable_fraction": 0.0,
-                "examples": [
-                    {"source": s, "reference": r, "prediction": p}
-                    for s, r, p in list(zip(test["source"], test["target"], predictions))[:3]
-                ],
-            }
+            results[strategy] = _unadapted_source_scores(source_dir, splits["test"], section)
         else:
             output_dir = os.path.join(work, strategy)
             results[strategy] = _seq2seq_target_run(
@@ -560,7 +555,7 @@ def run_seq2seq(section, work: str) -> dict:
             point["scratch" if strategy == "scratch" else "transfer"] = {k: scores[k] for k in ("exact_match", "chrf")}
         efficiency["points"].append(point)
         _log(f"seq2seq data efficiency {size} pairs: {point}")
-    return {
+    report = {
         "source_training": {
             "steps": section.source_steps,
             "wall_seconds": round(source_seconds, 1),
@@ -569,6 +564,78 @@ def run_seq2seq(section, work: str) -> dict:
         "strategies": results,
         "data_efficiency": efficiency,
     }
+    if section.second_target_language:
+        report["second_target"] = _seq2seq_second_target(section, work, source_dir)
+    return report
+
+
+def _unadapted_source_scores(source_dir: str, test, section) -> dict:
+    """The source model as it is, scored on the target's test pairs (the "source" row)."""
+    from ..training.seq2seq import generate_texts, score_texts
+
+    started = time.perf_counter()
+    predictions = generate_texts(source_dir, list(test["source"]), max_new_tokens=section.max_new_tokens)
+    scores = score_texts(predictions, list(test["target"]))
+    scores = {k: scores[k] for k in ("exact_match", "chrf", "bleu", "num_examples")}
+    return {
+        "at_steps": {str(s): scores for s in section.report_steps},
+        "final": scores,
+        "validation_curve": [],
+        "steps": 0,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "trainable_parameters": 0,
+        "trainable_fraction": 0.0,
+        "examples": [
+            {"source": s, "reference": r, "prediction": p}
+            for s, r, p in list(zip(test["source"], test["target"], predictions))[:3]
+        ],
+    }
+
+
+def _seq2seq_second_target(section, work: str, source_dir: str) -> dict:
+    """
+    The same source adapted to `second_target_language` from `target_train_size` pairs. Its script is not in the
+    source tokenizer (trained on the source and first target languages), so transfer strategies extend the
+    vocabulary; scratch trains its own tokenizer.
+    """
+    from ..data.text import num2words_splits
+
+    language = section.second_target_language
+    splits = num2words_splits(
+        language,
+        section.target_train_size,
+        section.validation_size,
+        section.test_size,
+        0,
+        section.high,
+        section.seed + 2,
+    )
+    data_dir = os.path.join(work, f"target_data_{language}")
+    os.makedirs(data_dir, exist_ok=True)
+    for name, part in splits.items():
+        part.to_json(os.path.join(data_dir, f"{name}.jsonl"))
+    results = {}
+    for strategy in section.second_target_strategies:
+        if strategy == "source":
+            results[strategy] = _unadapted_source_scores(source_dir, splits["test"], section)
+        else:
+            results[strategy] = _seq2seq_target_run(
+                os.path.join(work, f"{language}_{strategy}"),
+                section,
+                data_dir,
+                strategy,
+                source_dir,
+                section.target_train_size,
+                section.report_steps,
+                language=language,
+                extend_vocabulary=True,
+            )
+        final = results[strategy]["final"]
+        _log(
+            f"seq2seq {language} {strategy}: chrF {final['chrf']:.1f}, exact match {final['exact_match']:.1%} "
+            f"({results[strategy]['wall_seconds']:.0f} s)"
+        )
+    return {"language": language, "strategies": results}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -687,6 +754,21 @@ def evaluate_targets(results: dict, config: TransferBenchConfig) -> list[dict]:
                 targets.append(
                     _target("seq2seq: LoRA trainable fraction", round(fraction, 4), "<= 0.10", fraction <= 0.10)
                 )
+    second = results.get("seq2seq", {}).get("second_target")
+    if second and "scratch" in second["strategies"]:
+        strategies = second["strategies"]
+        transfers = _transfer_names(strategies)
+        if transfers:
+            best = max(transfers, key=lambda s: strategies[s]["final"]["chrf"])
+            gain = strategies[best]["final"]["chrf"] - strategies["scratch"]["final"]["chrf"]
+            targets.append(
+                _target(
+                    f"seq2seq {second['language']}: best transfer ({best}, extended vocabulary) chrF minus scratch's",
+                    round(gain, 2),
+                    "> 0",
+                    gain > 0,
+                )
+            )
     return targets
 
 
@@ -719,9 +801,17 @@ def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str
         figure.savefig(path, dpi=120)
         plt.close(figure)
         paths.append(path)
+    chrf_figures = []
     if "seq2seq" in results:
+        chrf_figures.append(("seq2seq", results["seq2seq"]["strategies"], "target numbers"))
+        second = results["seq2seq"].get("second_target")
+        if second:
+            chrf_figures.append(
+                (f"seq2seq_{second['language']}", second["strategies"], f"{second['language']} numbers")
+            )
+    for name, strategies, what in chrf_figures:
         figure, axis = plt.subplots(figsize=(7, 4.5))
-        for strategy, result in results["seq2seq"]["strategies"].items():
+        for strategy, result in strategies.items():
             if strategy == "source":
                 axis.axhline(result["final"]["chrf"], color="grey", linestyle=":", label="source (unadapted)")
                 continue
@@ -738,14 +828,14 @@ def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str
                 )
         axis.set_xlabel("target steps")
         axis.set_ylabel("validation chrF (higher is better)")
-        axis.set_title("seq2seq: chrF on held-out target numbers")
+        axis.set_title(f"{name}: chrF on held-out {what}")
         axis.legend(fontsize=7)
         figure.tight_layout()
-        path = os.path.join(out_dir, f"{stem}_seq2seq.png")
+        path = os.path.join(out_dir, f"{stem}_{name}.png")
         figure.savefig(path, dpi=120)
         plt.close(figure)
         paths.append(path)
-
+    if "seq2seq" in results:
         efficiency = results["seq2seq"]["data_efficiency"]
         if efficiency["points"]:
             figure, axis = plt.subplots(figsize=(6, 4))
@@ -819,14 +909,17 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
 
 def print_summary(report: dict) -> None:
     """The results table and the targets, as the bench's closing printout."""
-    for scenario in ("gan_digits", "gan_glyphs", "seq2seq"):
-        if scenario not in report:
-            continue
-        print(f"\n{scenario} ({report[scenario]['wall_seconds']:.0f} s)")
-        for strategy, result in report[scenario]["strategies"].items():
+    sections = [(name, report[name]) for name in ("gan_digits", "gan_glyphs", "seq2seq") if name in report]
+    if "seq2seq" in report and report["seq2seq"].get("second_target"):
+        second = report["seq2seq"]["second_target"]
+        sections.append((f"seq2seq {second['language']}", second))
+    for scenario, section in sections:
+        wall = section.get("wall_seconds")
+        print(f"\n{scenario}" + (f" ({wall:.0f} s)" if wall is not None else ""))
+        for strategy, result in section["strategies"].items():
             cells = []
             for step, scores in result["at_steps"].items():
-                if scenario == "seq2seq":
+                if scenario.startswith("seq2seq"):
                     cells.append(f"@{step}: chrF {scores['chrf']:5.1f} EM {scores['exact_match']:6.1%}")
                 else:
                     cell = f"@{step}: FID {scores['fid']:7.2f} KID {scores['kid']:7.3f}"

@@ -12,6 +12,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import AutoConfig, AutoTokenizer, get_scheduler
 
 from ..data.denoising import span_corruption, text_infilling
+from ..data.language_codes import apply_language_codes, target_language_start
 from ..data.text import (
     load_text_corpus,
     load_text_pairs,
@@ -20,7 +21,6 @@ from ..data.text import (
     seq2seq_collator,
     tokenize_pairs,
 )
-from ..data.language_codes import apply_language_codes, target_language_start
 from ..data.tokenization import check_tokenizer_coverage, train_tokenizer
 from ..errors import DataError, RecipeError
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config

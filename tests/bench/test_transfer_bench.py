@@ -43,6 +43,7 @@ TINY = [
     "seq2seq.strategies=[source,scratch,lora]",
     "seq2seq.data_efficiency_sizes=[4,8]",
     "seq2seq.data_efficiency_steps=2",
+    "seq2seq.second_target_strategies=[source,scratch,lora]",
 ]
 
 
@@ -73,8 +74,13 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     assert {"exact_match", "chrf"} <= set(seq2seq["strategies"]["scratch"]["at_steps"]["2"])
     assert [p["train_size"] for p in seq2seq["data_efficiency"]["points"]] == [4, 8]
     assert all({"name", "value", "threshold", "met"} <= set(t) for t in report["targets"])
+    # The second target (Russian) in another script: transfer extends the source's vocabulary.
+    russian = seq2seq["second_target"]
+    assert russian["language"] == "ru" and list(russian["strategies"]) == ["source", "scratch", "lora"]
+    assert russian["strategies"]["lora"]["added_tokens"] > 10
+    assert any(t["name"].startswith("seq2seq ru: best transfer") for t in report["targets"])
 
-    for name in ("gan_digits", "gan_glyphs", "seq2seq", "data_efficiency"):
+    for name in ("gan_digits", "gan_glyphs", "seq2seq", "seq2seq_ru", "data_efficiency"):
         path = tmp_path / f"transfer_{name}.png"
         assert path.is_file() and os.path.getsize(path) > 0
     assert "targets" in capsys.readouterr().out

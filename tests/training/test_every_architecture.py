@@ -119,9 +119,7 @@ def test_language_codes_tokenise_train_generate_and_reach_the_card(tmp_path, nam
     source_code, target_code = LANGUAGE_CODES[name]
     raw = tiny_seq2seq_recipe(tmp_path / "run", max_steps=2)
     raw.update(init_from=folder, model={})
-    raw["data"].update(
-        language="ru", train_size=16, validation_size=4, test_size=4, source_language_code=source_code
-    )
+    raw["data"].update(language="ru", train_size=16, validation_size=4, test_size=4, source_language_code=source_code)
     raw["data"]["target_language_code"] = target_code
     train(validate_recipe(raw))
     run = tmp_path / "run"
