@@ -169,3 +169,34 @@ def test_a_reinitialised_discriminator_is_one_lipschitz(tmp_path):
     loaded = AutoModel.from_pretrained(tmp_path)
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_pipeline_follows_diffusers_conventions(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**TINY, num_classes=5)).eval()
+    GANPipeline(generator_model=model.generator).save_pretrained(tmp_path)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path)  # after `import hf_genxfer`, diffusers' own loader works
+    assert isinstance(pipe, GANPipeline)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(class_labels=[3, 1], num_images_per_prompt=3, generator=torch.Generator().manual_seed(0), output_type="pt")
+    assert out.images.shape == (6, 1, 16, 16) and out.class_labels.tolist() == [3, 3, 3, 1, 1, 1]
+    random_labels = pipe(batch_size=2, num_images_per_prompt=2, output_type="pt").class_labels.tolist()
+    assert random_labels[0] == random_labels[1] and random_labels[2] == random_labels[3]
+    with pytest.raises(ValueError, match="num_images_per_prompt must be a positive integer"):
+        pipe(num_images_per_prompt=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        pipe(batch_size=0)
+
+
+def test_bf16_model_samples_in_its_own_dtype(tmp_path):
+    GANModel(GANConfig(**TINY, num_classes=4)).save_pretrained(tmp_path)
+    model = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    latents = model.generator.sample_latents(3, generator=torch.Generator().manual_seed(0))
+    assert latents.dtype == torch.bfloat16
+    images = model(latents, class_labels=torch.tensor([0, 1, 2])).images
+    assert images.dtype == torch.bfloat16 and images.shape == (3, 1, 16, 16)
+    # The same numbers as float32 latents, rounded: the draw itself does not depend on the dtype.
+    full = GANModel.from_pretrained(tmp_path).generator.sample_latents(3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(latents, full.to(torch.bfloat16), rtol=0, atol=0)

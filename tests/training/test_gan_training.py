@@ -88,3 +88,15 @@ def test_hinge_loss_without_r1(gan_recipe_factory):
     raw["model"]["num_classes"] = None
     metrics = train(validate_recipe(raw))
     assert metrics["step"] == 2
+
+
+def test_the_progress_bar_follows_tqdm_disable(monkeypatch):
+    from hf_genxfer.training.loop import _progress_disabled
+
+    class Main:
+        is_local_main_process = True
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not _progress_disabled(Main())
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert _progress_disabled(Main())
