@@ -261,6 +261,11 @@ CASES = [
         "The recipe is missing the required field family",
     ),
     (
+        "a language code for a tokenizer without codes",
+        lambda t, r: ["train", _recipe(t, _s2s(t, data__target_language_code="ru"))],
+        "need a tokenizer with language codes (mBART, M2M100, NLLB)",
+    ),
+    (
         "a recipe that is not a mapping",
         lambda t, r: ["train", _write_text(t / "list.yaml", "- family: gan\n")],
         "A recipe must be a YAML mapping",

@@ -180,7 +180,9 @@ def test_pipeline_follows_diffusers_conventions(tmp_path):
     pipe = DiffusionPipeline.from_pretrained(tmp_path)  # after `import hf_genxfer`, diffusers' own loader works
     assert isinstance(pipe, GANPipeline)
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(class_labels=[3, 1], num_images_per_prompt=3, generator=torch.Generator().manual_seed(0), output_type="pt")
+    out = pipe(
+        class_labels=[3, 1], num_images_per_prompt=3, generator=torch.Generator().manual_seed(0), output_type="pt"
+    )
     assert out.images.shape == (6, 1, 16, 16) and out.class_labels.tolist() == [3, 3, 3, 1, 1, 1]
     random_labels = pipe(batch_size=2, num_images_per_prompt=2, output_type="pt").class_labels.tolist()
     assert random_labels[0] == random_labels[1] and random_labels[2] == random_labels[3]
