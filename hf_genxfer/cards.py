@@ -60,60 +60,55 @@ def training_curve(history: list[dict], path: str) -> bool:
     return True
 
 
-def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
-    """The card of a run folder written by `genxfer train` (reads its recipe, metrics and transfer report)."""
+def build_model_card(
+    folder: str,
+    repo_id: str | None = None,
+    recipe=None,
+    metrics: dict | None = None,
+    transfer: dict | None = None,
+    history: list[dict] | None = None,
+    config: dict | None = None,
+) -> ModelCard:
+    """
+    The card of a run folder. The loop passes the run's results from memory (`recipe`, `metrics`, `transfer`
+    summary, `history`, the saved model's `config`); whatever is not given is read from the folder, which is how
+    `genxfer push` re-cards an existing run.
+    """
+    from .families import get_family
     from .recipes import load_recipe
 
-    recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    metrics = _read_json(folder, "metrics.json") or {}
-    transfer = _read_json(folder, "transfer_report.json")
-    history = _read_json(folder, "training_history.json") or []
-    config = _read_json(folder, "config.json") or {}
+    if recipe is None:
+        recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
+    metrics = metrics if metrics is not None else (_read_json(folder, "metrics.json") or {})
+    transfer = transfer if transfer is not None else _read_json(folder, "transfer_report.json")
+    history = history if history is not None else (_read_json(folder, "training_history.json") or [])
+    config = config if config is not None else (_read_json(folder, "config.json") or {})
     has_curve = bool(history) and training_curve(history, os.path.join(folder, "training_curve.png"))
-    family = recipe.family
+    family = get_family(recipe.family)
+    fields = family.resolve("card_fields")(recipe, metrics, config, folder)
     data = recipe.data
     base_model = None if recipe.init_from == "scratch" else recipe.init_from
     strategy = transfer["strategy"] if transfer else "scratch"
     task_names = getattr(data, "tasks", None) and list(data.tasks)
     if not task_names and len(config.get("task_names") or []) > 1:
         task_names = config["task_names"]
-    tags = ["hf_genxfer", family, strategy]
+    tags = ["hf_genxfer", family.name, strategy]
     if base_model:
         tags.append("transfer-learning")
     if task_names:
         tags.append("multi-task")
-    if family == "gan":
-        dataset = data.dataset
-        description = f"the `{dataset}` images" + (f" (classes {data.classes})" if data.classes else "")
-        if data.shots_per_class:
-            description += f", {data.shots_per_class} images per class"
-        task_type, split = "unconditional-image-generation", "held_out"
-        pipeline_tag = task_type  # a diffusers pipeline samples it (GANPipeline / DiffusionPipeline)
-        metric_names = ("fid", "kid")
-    else:
-        dataset = data.dataset
-        description = (
-            f"num2words pairs in `{data.language}` (numbers in [{data.low}, {data.high}), {data.train_size} pairs)"
-            if dataset == "num2words"
-            else f"the `{dataset}` pairs"
-        )
-        # transformers 5 removed the text2text-generation, translation and summarization pipelines, and its
-        # text-generation pipeline is for decoder-only models: no pipeline tag would load this model correctly, so
-        # the card sets none (the Hub then shows no widget), and names the results' task "text-generation".
-        task_type, split = "text-generation", "test"
-        pipeline_tag = None
-        metric_names = ("exact_match", "chrf", "bleu")
+    dataset = fields["dataset"]
     eval_results = [
         EvalResult(
-            task_type=task_type,
+            task_type=fields["task_type"],
             dataset_type=dataset,
             dataset_name=dataset,
-            dataset_split=split,
+            dataset_split=fields["split"],
             metric_type=name,
             metric_name=name,
             metric_value=float(metrics[name]),
         )
-        for name in metric_names
+        for name in fields["metric_names"]
         if isinstance(metrics.get(name), (int, float))
     ]
     card_data = ModelCardData(
@@ -124,7 +119,7 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
         datasets=[dataset] if _is_hub_id(dataset) and "/" in dataset else None,
         eval_results=eval_results or None,
         model_name=os.path.basename(os.path.normpath(folder)),
-        pipeline_tag=pipeline_tag,
+        pipeline_tag=fields["pipeline_tag"],
         # The run folder holds full weights trained from the base (a LoRA run's adapter merged in): a finetune.
         base_model_relation="finetune" if _is_hub_id(base_model) else None,
     )
@@ -133,7 +128,7 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
     values = {
         "model_name": os.path.basename(os.path.normpath(folder)),
         "repo_id": repo_id or folder,
-        "dataset_description": description,
+        "dataset_description": fields["description"],
         "base_model": base_model,
         "strategy": strategy,
         "trainable_parameters": f"{trainable:,}" if trainable is not None else "",
@@ -146,48 +141,9 @@ def build_model_card(folder: str, repo_id: str | None = None) -> ModelCard:
         "batch_size": recipe.training.batch_size,
         "train_seconds": metrics.get("train_seconds", "?"),
         "task_names": task_names,
+        **fields["values"],
     }
-    if family == "gan":
-        values.update(
-            image_size=config.get("image_size"),
-            image_channels=config.get("image_channels", 1),
-            num_classes=config.get("num_classes"),
-            adversarial_loss=config.get("adversarial_loss", "non_saturating"),
-            r1_gamma=recipe.training.r1_gamma,
-            ema_decay=recipe.training.ema_decay,
-            feature_network=recipe.evaluation.feature_network,
-            per_task=metrics.get("per_task", {}),
-            **{k: metrics.get(k, float("nan")) for k in ("fid", "kid", "kid_std")},
-            num_real=metrics.get("num_real", "?"),
-            num_generated=metrics.get("num_generated", "?"),
-            num_train_images=metrics.get("num_train_images", "?"),
-        )
-    else:
-        examples = metrics.get("examples", [])
-        backbone = config.get("backbone", {})
-        values.update(
-            source_language_code=data.source_language_code,
-            target_language_code=data.target_language_code,
-            generation_start=_generation_start(folder),
-            backbone_type=backbone.get("model_type", "?"),
-            examples=examples,
-            example_input=examples[0]["source"] if examples else "4021",
-            learning_rate=recipe.training.learning_rate,
-            lr_scheduler=recipe.training.lr_scheduler,
-            num_train_examples=metrics.get("num_train_examples", "?"),
-            **{k: metrics.get(k, float("nan")) for k in ("exact_match", "chrf", "bleu")},
-            num_examples=metrics.get("num_examples", "?"),
-        )
-    return ModelCard.from_template(card_data, template_path=str(_template(family)), **values)
-
-
-def _generation_start(folder: str) -> str:
-    """How the saved generation config tells the decoder the target language, for the card."""
-    generation = _read_json(folder, "generation_config.json") or {}
-    for name in ("forced_bos_token_id", "decoder_start_token_id"):
-        if generation.get(name) is not None:
-            return f"`{name}={generation[name]}`"
-    return ""
+    return ModelCard.from_template(card_data, template_path=str(_template(family.card_template)), **values)
 
 
 def _count_parameters(folder: str) -> int | None:
@@ -218,30 +174,29 @@ def _transfer_summary(transfer: dict | None) -> str:
     return f"{listed} tensors; {fraction:.1%} of the target's parameters hold source values"
 
 
-def build_adapter_card(folder: str, repo_id: str | None = None) -> ModelCard | None:
+def build_adapter_card(
+    folder: str, repo_id: str | None = None, recipe=None, transfer: dict | None = None
+) -> ModelCard | None:
     """The card of a run's `adapter/` folder (PEFT's own is a blank template); None for runs without an adapter."""
+    from .families import get_family
     from .recipes import load_recipe
 
     adapter_config = _read_json(os.path.join(folder, "adapter"), "adapter_config.json")
     if adapter_config is None:
         return None
-    recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    transfer = _read_json(folder, "transfer_report.json") or {}
+    if recipe is None:
+        recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
+    transfer = transfer if transfer is not None else (_read_json(folder, "transfer_report.json") or {})
+    family = get_family(recipe.family)
+    fields = family.resolve("card_fields")(recipe, {}, {}, folder)
     base_model = recipe.init_from
-    family = recipe.family
-    data = recipe.data
-    description = (
-        f"the `{data.dataset}` images" + (f" (classes {data.classes})" if getattr(data, "classes", None) else "")
-        if family == "gan"
-        else f"`{data.dataset}` pairs" + (f" in `{data.language}`" if getattr(data, "language", None) else "")
-    )
     target_modules = adapter_config.get("target_modules")
     if isinstance(target_modules, (list, set, tuple)):
         target_modules = ", ".join(sorted(target_modules))
     card_data = ModelCardData(
         license="apache-2.0",
         library_name="peft",
-        tags=["hf_genxfer", family, "lora", "transfer-learning"],
+        tags=["hf_genxfer", family.name, "lora", "transfer-learning"],
         base_model=base_model if _is_hub_id(base_model) else None,
         base_model_relation="adapter" if _is_hub_id(base_model) else None,
         model_name=f"{os.path.basename(os.path.normpath(folder))}-adapter",
@@ -249,28 +204,29 @@ def build_adapter_card(folder: str, repo_id: str | None = None) -> ModelCard | N
     trainable = transfer.get("trainable_parameters")
     values = {
         "model_name": os.path.basename(os.path.normpath(folder)),
-        "family": family,
+        "adapted_part": fields["adapted_part"],
         "base_model": base_model,
         "repo_id": repo_id or folder,
-        "dataset_description": description,
+        "dataset_description": fields["adapter_description"],
         "trainable_parameters": f"{trainable:,}" if trainable is not None else "its",
         "r": adapter_config.get("r"),
         "lora_alpha": adapter_config.get("lora_alpha"),
         "target_modules": target_modules or "every linear and convolution layer",
-        "auto_class": "AutoModel" if family == "gan" else "AutoModelForSeq2SeqLM",
+        "auto_class": family.auto_class,
     }
     return ModelCard.from_template(card_data, template_path=str(_template("adapter")), **values)
 
 
-def write_model_card(folder: str, repo_id: str | None = None) -> str:
+def write_model_card(folder: str, repo_id: str | None = None, **results) -> str:
     """
     Writes `README.md` (and `training_curve.png`) into a run folder, and the adapter's card into `adapter/` when the
-    run trained one; returns the run card's path.
+    run trained one; returns the run card's path. `results` (recipe, metrics, transfer, history, config) come from
+    memory at the end of a run; whatever is missing is read from the folder.
     """
-    card = build_model_card(folder, repo_id)
+    card = build_model_card(folder, repo_id, **results)
     path = os.path.join(folder, "README.md")
     card.save(path)
-    adapter_card = build_adapter_card(folder, repo_id)
+    adapter_card = build_adapter_card(folder, repo_id, results.get("recipe"), results.get("transfer"))
     if adapter_card is not None:
         adapter_card.save(os.path.join(folder, "adapter", "README.md"))
     return path

@@ -17,33 +17,33 @@ from .errors import GenxferError
 USER_ERRORS = (GenxferError, ValueError, OSError)
 
 
-def _read_recipe_family(folder: str) -> str:
-    return "gan" if _require_model_folder(folder) == "genxfer_gan" else "seq2seq"
-
-
 def _require_folder(folder: str) -> None:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"No model folder at {folder!r}: pass the output_dir of a `genxfer train` run.")
 
 
-def _require_model_folder(folder: str, family: str | None = None) -> str:
-    """The folder exists, holds safetensors weights (never only a pickle) and, with `family`, is of that family."""
+def _require_model_folder(folder: str, command: str | None = None):
+    """
+    The folder exists and holds safetensors weights (never only a pickle); with `command`, the folder is one that
+    command reads (`sample`: a GAN's; `generate`: a Seq2Seq run's or any encoder-decoder's). Returns its family, or
+    None for a plain transformers model.
+    """
     from .errors import ModelFolderError
-    from .hub import check_model_folder
+    from .families import family_of_folder, get_family
+    from .source import check_model_folder
 
     _require_folder(folder)
     model_type = check_model_folder(folder, what="The folder")
-    if family == "gan" and model_type != "genxfer_gan":
-        raise ModelFolderError(
-            f"{folder!r} is a {model_type} model, not a GAN: `genxfer sample` draws images from a GAN run folder; "
-            "for text use `genxfer generate`."
-        )
-    if family == "seq2seq" and model_type == "genxfer_gan":
-        raise ModelFolderError(
-            f"{folder!r} is a GAN run folder: `genxfer generate` writes text with a Seq2Seq model; for images use "
-            "`genxfer sample`."
-        )
-    return model_type
+    family = family_of_folder(model_type)
+    if command is not None:
+        reads_it = family.folder_command == command if family is not None else command == "generate"
+        if not reads_it:
+            what = f"a {family.name} run folder" if family is not None else f"a {model_type} model"
+            other = family.folder_command if family is not None else get_family("seq2seq").folder_command
+            raise ModelFolderError(
+                f"{folder!r} is {what}, which `genxfer {command}` does not read: use `genxfer {other}`."
+            )
+    return family
 
 
 def command_train(args) -> int:
@@ -71,17 +71,17 @@ def command_train(args) -> int:
 def command_sample(args) -> int:
     import torch
 
-    from .hub import load_source
     from .models.gan import GANModel, GANPipeline
+    from .source import load_pretrained
     from .utils import image_grid
 
     if args.num < 1:
         raise ValueError(f"--num must be at least 1 (the number of images to draw), got {args.num}.")
-    _require_model_folder(args.folder, "gan")
+    _require_model_folder(args.folder, "sample")
     if os.path.isfile(os.path.join(args.folder, "model_index.json")):
-        pipe = load_source(GANPipeline.from_pretrained, args.folder, what="The folder", use_safetensors=True)
+        pipe = load_pretrained(GANPipeline.from_pretrained, args.folder, what="The folder", use_safetensors=True)
     else:  # a GANModel folder without the pipeline files (e.g. save_pretrained): the same generator
-        model = load_source(GANModel.from_pretrained, args.folder, what="The folder", use_safetensors=True)
+        model = load_pretrained(GANModel.from_pretrained, args.folder, what="The folder", use_safetensors=True)
         pipe = GANPipeline(generator_model=model.generator)
     tasks = pipe.generator_model.config.task_names
     if tasks and args.task is None:
@@ -103,7 +103,7 @@ def command_generate(args) -> int:
 
     if args.num_beams < 1:
         raise ValueError(f"--num-beams must be at least 1, got {args.num_beams}.")
-    _require_model_folder(args.folder, "seq2seq")
+    _require_model_folder(args.folder, "generate")
     texts = generate_texts(args.folder, args.inputs, num_beams=args.num_beams, task=args.task)
     for source, text in zip(args.inputs, texts):
         print(f"{source}\t{text}")
@@ -113,20 +113,14 @@ def command_generate(args) -> int:
 def command_eval(args) -> int:
     if args.num_samples is not None and args.num_samples < 1:
         raise ValueError(f"--num-samples must be at least 1, got {args.num_samples}.")
-    family = _read_recipe_family(args.folder)
-    if not os.path.isfile(os.path.join(args.folder, "genxfer_recipe.yaml")):
+    family = _require_model_folder(args.folder)
+    if family is None or not os.path.isfile(os.path.join(args.folder, "genxfer_recipe.yaml")):
         raise FileNotFoundError(
             f"{args.folder!r} holds no genxfer_recipe.yaml: `genxfer eval` scores a folder written by `genxfer train` "
             "on the held-out data of the recipe it was trained with."
         )
-    if family == "gan":
-        from .training.gan import evaluate_saved_gan
-
-        metrics = evaluate_saved_gan(args.folder, args.num_samples)
-    else:
-        from .training.seq2seq import evaluate_saved_seq2seq
-
-        metrics = evaluate_saved_seq2seq(args.folder)
+    options = {} if args.num_samples is None else {"num_samples": args.num_samples}
+    metrics = family.resolve("evaluate_folder")(args.folder, **options)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -22,9 +22,10 @@ def _recipe_path(name: str) -> Path:
 def run_gan_demo(out: str, quick: bool = False) -> dict:
     import torch
 
+    from .data.images import load_image_splits
+    from .evaluation.image_scores import score_generator
     from .models.gan import GANModel
     from .recipes import load_recipe
-    from .training.gan import load_image_splits, score_generator
     from .training.loop import train
 
     # The demo always starts afresh: a second `make demo` replaces the first one's run.

@@ -19,9 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import RecipeError
-
-FAMILIES = ("gan", "seq2seq")
-
+from .families import FAMILIES, get_family
 
 # --------------------------------------------------------------------------------------------------------------------
 # YAML as people write it
@@ -235,7 +233,7 @@ class MultitaskRecipe:
 
 @dataclass
 class Recipe:
-    family: Literal["gan", "seq2seq"]
+    family: str  # a registered family (hf_genxfer.families): gan, seq2seq
     output_dir: str
     init_from: str = "scratch"  # "scratch", or a model folder / Hub id to start from
     seed: int = 0
@@ -245,9 +243,6 @@ class Recipe:
     evaluation: EvaluationRecipe = field(default_factory=EvaluationRecipe)
     transfer: TransferRecipe = field(default_factory=TransferRecipe)
     multitask: MultitaskRecipe = field(default_factory=MultitaskRecipe)
-
-
-SECTION_TYPES = {"gan": ImageDataRecipe, "seq2seq": TextDataRecipe}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -356,19 +351,9 @@ def _build(cls, values, where: str):
     return cls(**kwargs)
 
 
-def _config_class(family: str):
-    if family == "gan":
-        from .models.gan import GANConfig
-
-        return GANConfig
-    from .models.seq2seq import Seq2SeqConfig
-
-    return Seq2SeqConfig
-
-
 def _check_model_keys(family: str, model: dict) -> None:
     """Model keys must be fields of the family's config class (transformers configs accept anything silently)."""
-    config_class = _config_class(family)
+    config_class = get_family(family).resolve("config")
     allowed = [p for p in inspect.signature(config_class.__init__).parameters if p not in ("self", "kwargs")]
     for key in model:
         if key not in allowed:
@@ -382,7 +367,8 @@ def validate_recipe(raw: dict) -> Recipe:
     if "family" not in raw:
         raise RecipeError(f"The recipe is missing the required field family (one of {', '.join(FAMILIES)}).")
     recipe = _build(Recipe, raw, "")
-    recipe.data = _build(SECTION_TYPES[recipe.family], raw.get("data"), "data")
+    family = get_family(recipe.family)
+    recipe.data = _build(family.resolve("data_section"), raw.get("data"), "data")
     _check_model_keys(recipe.family, recipe.model)
     _check_ranges(recipe)
     training = recipe.training
@@ -476,10 +462,9 @@ def _check_model_values(recipe: Recipe) -> None:
     if recipe.init_from != "scratch":
         return  # the fields update the source's config; checked when the target is built
     fields = dict(recipe.model)
-    if recipe.family == "seq2seq":
-        fields.pop("backbone", None)  # sized to the tokenizer once it is trained
+    fields.pop("backbone", None)  # a Seq2Seq backbone is sized to the tokenizer once it is trained
     try:
-        _config_class(recipe.family)(**fields)
+        get_family(recipe.family).resolve("config")(**fields)
     except (ValueError, TypeError, KeyError) as error:
         raise RecipeError(f"model: {' '.join(str(error).split())}") from None
 
@@ -530,17 +515,11 @@ def _check_transfer(recipe: Recipe) -> None:
         raise RecipeError(
             f"transfer.{changed[0]} needs a source model: set init_from to a model folder or Hub id, or drop it."
         )
-    gan_only = ("freeze_discriminator_blocks", "fresh_discriminator", "diffaugment")
-    seq2seq_only = (
-        "freeze_encoder",
-        "freeze_embeddings",
-        "freeze_decoder_layers",
-        "retrain_tokenizer",
-        "extend_vocabulary",
-    )
-    for name in gan_only if recipe.family == "seq2seq" else seq2seq_only:
-        if getattr(transfer, name) not in (0, False, None):
-            raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")
+    own = set(get_family(recipe.family).transfer_fields)
+    for other in FAMILIES.values():
+        for name in set(other.transfer_fields) - own:
+            if getattr(transfer, name) not in (0, False, None):
+                raise RecipeError(f"transfer.{name} does not apply to the {recipe.family} family: drop it.")
     if transfer.fresh_discriminator and transfer.freeze_discriminator_blocks:
         raise RecipeError(
             "transfer.fresh_discriminator and transfer.freeze_discriminator_blocks do not combine (FreezeD keeps the "

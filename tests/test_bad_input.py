@@ -186,7 +186,7 @@ CASES = [
     (
         "a GAN init_from in a Seq2Seq recipe",
         lambda t, r: ["train", _recipe(t, _s2s(t, init_from=r["gan"], model={}))],
-        "is a GAN (genxfer_gan) and this recipe's family is seq2seq",
+        "is a gan model (genxfer_gan) and this recipe's family is seq2seq",
     ),
     ("sample --num 0", lambda t, r: ["sample", r["gan"], "--num", "0"], "--num must be at least 1"),
     ("sample --num -3", lambda t, r: ["sample", r["gan"], "--num", "-3"], "--num must be at least 1"),
@@ -201,7 +201,11 @@ CASES = [
         "safetensors only",
     ),
     ("generate from a GAN folder", lambda t, r: ["generate", r["gan"], "12"], "use `genxfer sample`"),
-    ("sample from a Seq2Seq folder", lambda t, r: ["sample", r["s2s"]], "for text use `genxfer generate`"),
+    (
+        "sample from a Seq2Seq folder",
+        lambda t, r: ["sample", r["s2s"]],
+        "is a seq2seq run folder, which `genxfer sample` does not read: use `genxfer generate`",
+    ),
     (
         "sample a multi-task GAN without --task",
         lambda t, r: ["sample", r["gan_multitask"]],

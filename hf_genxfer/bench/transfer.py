@@ -217,9 +217,10 @@ def _score_fields(scores: dict) -> dict:
 
 def run_gan_digits(section, work: str) -> dict:
     """New classes: source = `source_classes` (all their images), target = `target_classes` x `target_shots`."""
+    from ..data.images import load_image_splits
+    from ..evaluation.image_scores import score_generator
     from ..models.gan import GANConfig
     from ..recipes import ImageDataRecipe
-    from ..training.gan import load_image_splits, score_generator
 
     work = os.path.join(work, "gan_digits")
     source_dir = os.path.join(work, "source")
@@ -284,7 +285,7 @@ def run_gan_glyphs(section, work: str) -> dict:
     from ..data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
     from ..data.images import images_to_tensor
     from ..evaluation.accuracy import classifier_accuracy
-    from ..training.gan import generate_images, score_generator
+    from ..evaluation.image_scores import generate_images, score_generator
 
     fonts = available_glyph_fonts()
     if section.target_font not in fonts:
@@ -571,7 +572,8 @@ def run_seq2seq(section, work: str) -> dict:
 
 def _unadapted_source_scores(source_dir: str, test, section) -> dict:
     """The source model as it is, scored on the target's test pairs (the "source" row)."""
-    from ..training.seq2seq import generate_texts, score_texts
+    from ..evaluation.text_scores import score_texts
+    from ..training.seq2seq import generate_texts
 
     started = time.perf_counter()
     predictions = generate_texts(source_dir, list(test["source"]), max_new_tokens=section.max_new_tokens)

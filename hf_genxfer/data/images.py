@@ -228,3 +228,34 @@ def describe_conversions(conversions: dict, image_size: int, channels: int) -> s
         f"({listing(sizes)}); each is converted to {mode} and resized to {target_size} (bicubic), as "
         "model.image_channels and model.image_size ask"
     )
+
+
+def load_image_splits(data, config) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """The recipe's images as tensors in [-1, 1]: `train` (few-shot when asked) and `held_out` (for FID/KID)."""
+    dataset = load_image_dataset(data.dataset, data.split, data.image_column, data.label_column)
+    if data.classes is not None:
+        dataset = filter_classes(dataset, data.classes)
+    splits = split_held_out(dataset, data.held_out_fraction, data.seed)
+    train = splits["train"]
+    if data.shots_per_class is not None:
+        train = few_shot(train, data.shots_per_class, data.seed)
+    conversions: dict = {}
+    tensors = {
+        "train": dataset_to_tensors(train, config.image_size, config.image_channels, conversions),
+        "held_out": dataset_to_tensors(splits["held_out"], config.image_size, config.image_channels, conversions),
+    }
+    note = describe_conversions(conversions, config.image_size, config.image_channels)
+    if note is not None and data.dataset not in BUILTIN_IMAGE_DATASETS:  # the built-in ones are resized by design
+        from ..utils import warn
+
+        warn(f"data.dataset {data.dataset!r}: {note}.")
+    if config.num_classes is not None:
+        labels = tensors["train"][1]
+        if labels is None:
+            raise DataError("The model is class-conditional (model.num_classes) but the dataset has no labels.")
+        if int(labels.max()) >= config.num_classes:
+            raise DataError(
+                f"The dataset has label {int(labels.max())} but model.num_classes is {config.num_classes}: "
+                "raise model.num_classes or filter data.classes."
+            )
+    return tensors

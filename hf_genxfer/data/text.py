@@ -15,6 +15,7 @@ from num2words import CONVERTER_CLASSES, num2words
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
 from ..errors import DataError
+from .denoising import span_corruption, text_infilling
 
 _FILE_LOADERS = {".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -281,12 +282,79 @@ def seq2seq_collator(tokenizer: PreTrainedTokenizerBase, model=None, pad_to_mult
     )
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# A recipe's pairs, ready for training and scoring
+
+
+def load_text_splits(data) -> DatasetDict:
+    """`train`/`validation`/`test` pairs with `source` and `target` columns, never sharing an example."""
+    if data.dataset == "num2words":
+        return num2words_splits(
+            data.language, data.train_size, data.validation_size, data.test_size, data.low, data.high, data.seed
+        )
+    if data.objective == "pairs":
+        corpus = load_text_pairs(data.dataset, data.source_column, data.target_column, split=None)
+    else:  # denoising reads unpaired text: the target column alone
+        corpus = load_text_corpus(data.dataset, data.target_column, split=None)
+    if "train" not in corpus:
+        raise DataError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
+    splits = {"train": corpus["train"]}
+    for name, size in (("test", data.test_size), ("validation", data.validation_size)):
+        if name in corpus:
+            splits[name] = corpus[name]
+        else:  # carve the missing split out of train, seeded
+            if size >= len(splits["train"]):
+                raise DataError(
+                    f"The corpus {data.dataset!r} has {len(splits['train'])} training pairs, too few to hold out "
+                    f"data.{name}_size={size}: lower it or add a {name} split."
+                )
+            parts = splits["train"].train_test_split(test_size=size, seed=data.seed)
+            splits["train"], splits[name] = parts["train"], parts["test"]
+    if data.train_size < len(splits["train"]):
+        splits["train"] = splits["train"].shuffle(seed=data.seed).select(range(data.train_size))
+    return DatasetDict(splits)
+
+
+def tokenizer_corpus(data, splits: DatasetDict) -> list[str]:
+    """Texts whose characters the tokenizer must cover: every split, plus num2words in `tokenizer_languages`."""
+    texts = [t for part in splits.values() for column in ("source", "target") for t in part[column]]
+    for language in data.tokenizer_languages or []:
+        texts.extend(num2words_pairs(language, size=2000, low=0, high=max(data.high, 2001), seed=0)["target"])
+    return texts
+
+
+def tokenize_for_objective(splits: DatasetDict, tokenizer, data) -> DatasetDict:
+    """Pairs -> (input_ids, labels); a denoising objective noises the target-side text instead."""
+    if data.objective == "pairs":
+        return tokenize_pairs(splits, tokenizer, data.max_source_length, data.max_target_length)
+    texts = DatasetDict(
+        {name: part.select_columns(["target"]).rename_column("target", "text") for name, part in splits.items()}
+    )
+    noise = text_infilling if data.objective == "text_infilling" else span_corruption
+    return noise(texts, tokenizer, text_column="text", max_length=data.max_target_length, seed=data.seed)
+
+
+def evaluation_pairs(part: Dataset, tokenizer, data) -> tuple[list[str], list[str]]:
+    """(sources, references) to score: the pairs themselves, or for denoising the noised text and the original."""
+    if data.objective == "pairs":
+        return list(part["source"]), list(part["target"])
+    noised = tokenize_for_objective(DatasetDict(evaluation=part), tokenizer, data)["evaluation"]
+    sources = tokenizer.batch_decode(list(noised["input_ids"]), skip_special_tokens=False)
+    sources = [s.replace(tokenizer.eos_token, "") for s in sources]
+    references = tokenizer.batch_decode(list(noised["labels"]), skip_special_tokens=True)
+    return sources, references
+
+
 __all__ = [
+    "evaluation_pairs",
     "load_text_corpus",
+    "load_text_splits",
     "load_text_pairs",
     "num2words_languages",
     "num2words_pairs",
     "num2words_splits",
     "seq2seq_collator",
+    "tokenize_for_objective",
     "tokenize_pairs",
+    "tokenizer_corpus",
 ]

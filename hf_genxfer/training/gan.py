@@ -1,4 +1,5 @@
-"""GAN step functions for the shared loop: losses, R1, EMA generator, sample grids, FID/KID scoring."""
+"""The GAN family's part of the one training loop: losses, R1, the EMA generator, the two-phase step, sample grids,
+FID/KID evaluation, and how a GAN source is built, checked and described in its card."""
 
 from __future__ import annotations
 
@@ -10,32 +11,16 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from transformers import get_scheduler
 
-from ..data.images import (
-    BUILTIN_IMAGE_DATASETS,
-    dataset_to_tensors,
-    describe_conversions,
-    few_shot,
-    filter_classes,
-    load_image_dataset,
-    split_held_out,
-)
-from ..errors import DataError
-from ..models.gan import GANConfig, GANDiscriminator, GANGenerator, GANModel, GANPipeline
-from ..recipes import ImageDataRecipe, Recipe, task_data
-from ..transfer import DiffAugment, TransferReport, merged_copy, transfer_parameters
-from ..utils import image_grid, warn
-from .batches import IndexStream, TaskBatches, build_weighting
-from .loop import Run, RunState
-from .strategy import (
-    adapter_base,
-    apply_adapters,
-    apply_freezing,
-    build_regularizer,
-    check_new_task_names,
-    parameter_groups,
-    save_adapter,
-    write_transfer_report,
-)
+from ..data.images import load_image_splits
+from ..errors import ModelFolderError
+from ..evaluation.image_scores import score_generator
+from ..models.gan import GANConfig, GANDiscriminator, GANModel, GANPipeline
+from ..recipes import Recipe, task_data
+from ..transfer import DiffAugment, TransferReport, transfer_parameters
+from ..utils import image_grid
+from .batches import IndexStream
+from .run import Run, RunState
+from .strategy import adapter_base, parameter_groups
 
 GAN_ADAM_BETAS = (0.0, 0.99)
 
@@ -63,56 +48,44 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Data and models
+# Sources and models
 
 
-def load_image_splits(data: ImageDataRecipe, config: GANConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-    """The recipe's images as tensors in [-1, 1]: `train` (few-shot when asked) and `held_out` (for FID/KID)."""
-    dataset = load_image_dataset(data.dataset, data.split, data.image_column, data.label_column)
-    if data.classes is not None:
-        dataset = filter_classes(dataset, data.classes)
-    splits = split_held_out(dataset, data.held_out_fraction, data.seed)
-    train = splits["train"]
-    if data.shots_per_class is not None:
-        train = few_shot(train, data.shots_per_class, data.seed)
-    conversions: dict = {}
-    tensors = {
-        "train": dataset_to_tensors(train, config.image_size, config.image_channels, conversions),
-        "held_out": dataset_to_tensors(splits["held_out"], config.image_size, config.image_channels, conversions),
-    }
-    note = describe_conversions(conversions, config.image_size, config.image_channels)
-    if note is not None and data.dataset not in BUILTIN_IMAGE_DATASETS:  # the built-in ones are resized by design
-        warn(f"data.dataset {data.dataset!r}: {note}.")
-    if config.num_classes is not None:
-        labels = tensors["train"][1]
-        if labels is None:
-            raise DataError("The model is class-conditional (model.num_classes) but the dataset has no labels.")
-        if int(labels.max()) >= config.num_classes:
-            raise DataError(
-                f"The dataset has label {int(labels.max())} but model.num_classes is {config.num_classes}: "
-                "raise model.num_classes or filter data.classes."
-            )
-    return tensors
+def check_gan_source(model_type: str | None, name_or_path: str) -> None:
+    """A GAN starts from a GAN run folder or Hub id only."""
+    if model_type != GANConfig.model_type:
+        raise ModelFolderError(
+            f"init_from {name_or_path!r} is a {model_type} model and this recipe's family is gan: start a GAN "
+            f"from a GAN run folder or Hub id (model_type {GANConfig.model_type}), or set family: seq2seq."
+        )
 
 
-def build_gan(recipe: Recipe) -> tuple[GANModel, TransferReport | None]:
+def load_gan_source(name_or_path: str) -> GANModel:
+    return GANModel.from_pretrained(name_or_path, use_safetensors=True)
+
+
+def build_gan(recipe: Recipe, source=None) -> tuple[GANModel, TransferReport | None]:
     """
-    The model a recipe starts from. `init_from: scratch` builds `recipe.model`; a folder or Hub id is the source:
-    a target with the source's config updated by `recipe.model` (e.g. another `num_classes`) is built and the source
-    weights are transferred into it (`transfer.include` / `transfer.exclude` select which), with a report.
+    The model a recipe starts from. `init_from: scratch` builds `recipe.model`; from a `source` (the resolved
+    `init_from`), a target with the source's config updated by `recipe.model` (e.g. another `num_classes`) is built
+    and the source weights are transferred into it (`transfer.include` / `transfer.exclude` select which), with a
+    report; tasks added by `multitask.init_new_tasks_from` start as copies of existing ones.
     """
     if recipe.init_from == "scratch":
         return GANModel(GANConfig(**recipe.model)), None
-    from ..hub import check_source_family, load_source
+    if source is None:
+        from ..families import get_family
+        from ..source import load_source
 
-    check_source_family(recipe.init_from, "gan")
-    source = load_source(GANModel.from_pretrained, recipe.init_from, use_safetensors=True)
-    config = GANConfig.from_dict({**source.config.to_dict(), **recipe.model})
+        source = load_source(recipe.init_from, get_family("gan"))
+    config = GANConfig.from_dict({**source.model.config.to_dict(), **recipe.model})
     config.base_model = recipe.init_from
     target = GANModel(config)
-    report = transfer_parameters(source, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude)
+    report = transfer_parameters(
+        source.model, target, include=recipe.transfer.include, exclude=recipe.transfer.exclude
+    )
     for new_task, existing in (recipe.multitask.init_new_tasks_from or {}).items():
-        copy_task_parts(target, existing, new_task)
+        target.start_task_from(new_task, existing)
     return target, report
 
 
@@ -134,76 +107,6 @@ def reinitialise_discriminator(model: GANModel, seed: int, report: TransferRepor
                 entry.status, entry.reason, entry.transferred = "initialised", "transfer.fresh_discriminator", 0
 
 
-def copy_task_parts(model: GANModel, existing: str, new_task: str) -> None:
-    """Adding a task: its generator and discriminator heads start as copies of an existing task's."""
-    check_new_task_names(model.config.task_names or [], existing, new_task)
-    for part in (model.generator, model.discriminator):
-        if hasattr(part, "task_heads"):
-            part.task_heads[new_task].load_state_dict(part.task_heads[existing].state_dict())
-
-
-@torch.no_grad()
-def generate_images(
-    generator: GANGenerator,
-    num_images: int,
-    labels: torch.Tensor | None,
-    seed: int,
-    batch_size: int = 256,
-    task: str | None = None,
-) -> torch.Tensor:
-    """
-    `num_images` samples (N, C, H, W) in [-1, 1] from seeded latents; `labels` (cycled) for a conditional model,
-    `task` for a multi-task one.
-    """
-    was_training = generator.training
-    generator.eval()
-    noise = torch.Generator().manual_seed(seed)
-    chunks = []
-    for start in range(0, num_images, batch_size):
-        count = min(batch_size, num_images - start)
-        latents = generator.sample_latents(count, generator=noise)
-        batch_labels = None
-        if generator.config.num_classes is not None:
-            batch_labels = labels[torch.arange(start, start + count) % len(labels)].to(generator.device)
-        chunks.append(generator(latents, class_labels=batch_labels, task=task).images.float().cpu())
-    generator.train(was_training)
-    return torch.cat(chunks)
-
-
-def score_generator(
-    generator: GANGenerator,
-    real_images: torch.Tensor,
-    real_labels: torch.Tensor | None,
-    num_samples: int,
-    feature_network: str = "digits",
-    seed: int = 0,
-    task: str | None = None,
-) -> dict:
-    """
-    FID and KID of `num_samples` generated images against the real ones (conditional: the real label mix;
-    multi-task: the images of `task`).
-    """
-    from ..evaluation import extract_features, load_metric
-
-    labels = None
-    if generator.config.num_classes is not None:
-        labels = real_labels[torch.randperm(len(real_labels), generator=torch.Generator().manual_seed(seed))]
-    generated = generate_images(generator, num_samples, labels, seed, task=task)
-    # Features once, for both metrics.
-    features = {
-        "predictions_features": extract_features(generated, feature_network),
-        "references_features": extract_features(real_images, feature_network),
-    }
-    name = feature_network if isinstance(feature_network, str) else type(feature_network).__name__
-    fid = load_metric("fid").compute(feature_network=name, **features)
-    kid = load_metric("kid", seed=seed).compute(feature_network=name, **features)
-    return {**fid, **kid, "feature_network": name}
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The run
-
-
 class NoiseState:
     """The seeded CPU generator behind latents and fake labels, kept in checkpoints (one per process) so that resuming
     is exact."""
@@ -219,10 +122,10 @@ class NoiseState:
 
 
 class GANRun(Run):
-    def __init__(self, recipe: Recipe, accelerator: Accelerator):
-        super().__init__(recipe, accelerator)
+    def __init__(self, recipe: Recipe, accelerator: Accelerator, source=None):
+        super().__init__(recipe, accelerator, source)
         training = recipe.training
-        self.model, report = build_gan(recipe)
+        self.model, report = build_gan(recipe, source)
         self.report = report
         self.config = self.model.config
         self.task_names = self.config.task_names
@@ -239,7 +142,6 @@ class GANRun(Run):
         labels = [split["train"][1] for split in splits.values()]
         self.train_labels = None if labels[0] is None else torch.cat(labels)
         sizes = {task: len(split["train"][0]) for task, split in splits.items()}
-        self.task_offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()[:-1]]))
         if self.task_names is None:
             self.held_out_images, self.held_out_labels = self.held_out[None]
             self.stream = IndexStream(
@@ -250,36 +152,28 @@ class GANRun(Run):
                 accelerator.num_processes,
             )
         else:
-            self.task_batches = TaskBatches(
-                sizes,
-                training.batch_size,
-                recipe.multitask,
-                recipe.seed,
-                accelerator.process_index,
-                accelerator.num_processes,
-            )
+            self.setup_multitask(sizes, self.task_names)
         self.noise = NoiseState(recipe.seed * 7919 + accelerator.process_index)
         if self.train_labels is not None:
             self.classes = torch.unique(self.train_labels)
 
-        # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
+        # Transfer strategy: freeze, add adapters, anchor the regulariser at the source generator (EWC's Fisher
+        # against the source discriminator), then restart the discriminator when asked.
         transfer = recipe.transfer
-        frozen = apply_freezing(self.model, transfer)
-        self.peft_model = apply_adapters(self.model, transfer, default_target="generator")
-        self.regularizer = None
-        if recipe.init_from != "scratch":
-            self.regularizer = build_regularizer(
-                self.model.generator, transfer, self._fisher_loss, self._fisher_batches(transfer.fisher_batches)
-            )
-            if transfer.fresh_discriminator:
-                reinitialise_discriminator(self.model, recipe.seed, report)
-            if accelerator.is_main_process:
-                self.transfer_summary = write_transfer_report(
-                    recipe.output_dir, recipe, report, self.model, frozen, print_fn=accelerator.print
-                )
+        self.setup_strategy(
+            self.model,
+            "generator",
+            report,
+            fisher_loss=self._fisher_loss,
+            fisher_batches=self._fisher_batches(transfer.fisher_batches) if recipe.init_from != "scratch" else None,
+            regularized=self.model.generator,
+            after_regularizer=(
+                (lambda: reinitialise_discriminator(self.model, recipe.seed, report))
+                if transfer.fresh_discriminator
+                else None
+            ),
+        )
         self.augment = DiffAugment(transfer.diffaugment) if transfer.diffaugment else None
-
-        self.weighting = None if self.task_names is None else build_weighting(recipe.multitask, self.task_names)
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
@@ -564,28 +458,15 @@ class GANRun(Run):
                 "kid": sum(s["kid"] for s in per_task.values()) / len(per_task),
                 "per_task": per_task,
             }
-            forgetting = self._forgetting(per_task)
-            if forgetting:
-                scores["forgetting_fid"] = forgetting
+            scores.update(self.forgetting(per_task, {"fid": False}))  # adding a task: the old tasks' FID change
         scores["num_train_images"] = len(self.train_images)
         return scores
 
-    def _forgetting(self, per_task: dict) -> dict:
-        """FID change of the tasks that the source model already had (positive: the task got worse)."""
-        from ..hub import source_per_task_metrics
-
-        before = source_per_task_metrics(self.recipe.init_from)
-        return {task: per_task[task]["fid"] - before[task]["fid"] for task in per_task if task in before}
-
     def save(self, output_dir: str) -> None:
         def write():
-            model = self.model
-            if self.peft_model is not None:
-                # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter")) plus the merged model, so
-                # that the Auto classes and the pipeline load the run folder like any other.
-                save_adapter(self.peft_model, output_dir, adapter_base(self.recipe, self.report, "generator."))
-                model = merged_copy(self.peft_model)
-            model.save_pretrained(output_dir)
+            # The generator adapter applies to the source when the generator was copied from it unchanged.
+            base = adapter_base(self.recipe, self.report, "generator.")
+            model = self.save_model_folder(output_dir, self.model, base)
             GANPipeline(generator_model=model.generator).save_pretrained(output_dir)
             image_grid(self._draw_samples(), nrow=8).save(os.path.join(output_dir, "samples.png"))
 
@@ -595,11 +476,10 @@ class GANRun(Run):
 def evaluate_saved_gan(folder: str, num_samples: int | None = None) -> dict:
     """FID/KID of a saved run folder against the held-out images of the recipe it was trained with."""
     from ..recipes import load_recipe
+    from ..source import load_pretrained
 
     recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    from ..hub import load_source
-
-    model = load_source(GANModel.from_pretrained, folder, what="The folder", use_safetensors=True)
+    model = load_pretrained(GANModel.from_pretrained, folder, what="The folder", use_safetensors=True)
     held_out_images, held_out_labels = load_image_splits(recipe.data, model.config)["held_out"]
     return score_generator(
         model.generator,
@@ -609,3 +489,35 @@ def evaluate_saved_gan(folder: str, num_samples: int | None = None) -> dict:
         recipe.evaluation.feature_network,
         seed=recipe.seed,
     )
+
+
+def gan_card_fields(recipe: Recipe, metrics: dict, config: dict, folder: str) -> dict:
+    """What a GAN's model card says beyond the common fields: its data, results task and template values."""
+    data = recipe.data
+    description = f"the `{data.dataset}` images" + (f" (classes {data.classes})" if data.classes else "")
+    if data.shots_per_class:
+        description += f", {data.shots_per_class} images per class"
+    return {
+        "dataset": data.dataset,
+        "description": description,
+        "adapted_part": "generator of a GAN",
+        "adapter_description": f"the `{data.dataset}` images" + (f" (classes {data.classes})" if data.classes else ""),
+        "task_type": "unconditional-image-generation",
+        "pipeline_tag": "unconditional-image-generation",  # a diffusers pipeline samples it (GANPipeline)
+        "split": "held_out",
+        "metric_names": ("fid", "kid"),
+        "values": {
+            "image_size": config.get("image_size"),
+            "image_channels": config.get("image_channels", 1),
+            "num_classes": config.get("num_classes"),
+            "adversarial_loss": config.get("adversarial_loss", "non_saturating"),
+            "r1_gamma": recipe.training.r1_gamma,
+            "ema_decay": recipe.training.ema_decay,
+            "feature_network": recipe.evaluation.feature_network,
+            "per_task": metrics.get("per_task", {}),
+            **{k: metrics.get(k, float("nan")) for k in ("fid", "kid", "kid_std")},
+            "num_real": metrics.get("num_real", "?"),
+            "num_generated": metrics.get("num_generated", "?"),
+            "num_train_images": metrics.get("num_train_images", "?"),
+        },
+    }

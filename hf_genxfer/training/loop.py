@@ -1,7 +1,8 @@
 """The one accelerate training loop shared by every family; each family brings its own step functions (a `Run`).
 
-A Run builds its data, models and optimizers, does one micro-batch in `training_step`, and knows how to sample,
-evaluate and save itself. The loop owns accumulation, logging, checkpoints, resuming and the progress bar.
+The loop looks the recipe's family up in the registry, resolves the source once, and owns what every run shares:
+accumulation, logging, divergence checks, checkpoints, resuming, the progress bar and the files of the run folder
+(recipe, transfer report, metrics, history, model card). It knows the `Run` interface, not the families.
 """
 
 from __future__ import annotations
@@ -20,141 +21,13 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from ..errors import CheckpointError
+from ..families import get_family
 from ..recipes import Recipe, recipe_to_dict
 from .checkpointing import choose_checkpoint, list_checkpoints, load_checkpoint, run_identity, save_checkpoint
 from .divergence import DivergenceGuard, raise_if_diverged
+from .run import RunState
 
 logger = logging.getLogger(__name__)
-
-
-class RunState:
-    """What the loop keeps in every checkpoint: the step reached, the logged history and the early-stopping state."""
-
-    def __init__(self):
-        self.step = 0
-        self.history: list[dict] = []
-        self.best_metric: float | None = None
-        self.evaluations_without_improvement = 0
-        self.stopped_early = False  # decided at a checkpointed step, so a resumed run does not train past it
-
-    def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "history": self.history,
-            "best_metric": self.best_metric,
-            "evaluations_without_improvement": self.evaluations_without_improvement,
-            "stopped_early": self.stopped_early,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.history = list(state["history"])
-        self.best_metric = state["best_metric"]
-        self.evaluations_without_improvement = int(state["evaluations_without_improvement"])
-        self.stopped_early = bool(state["stopped_early"])
-
-
-class Run:
-    """The interface between the loop and a model family. Subclasses: `GANRun`, `Seq2SeqRun`."""
-
-    def __init__(self, recipe: Recipe, accelerator: Accelerator):
-        self.recipe = recipe
-        self.accelerator = accelerator
-
-    # Set by subclasses that use them: the transfer regulariser, the multi-task loss weighting and its parameters.
-    regularizer = None
-    weighting = None
-    shared_parameters: list = []
-
-    def backward(self, loss: torch.Tensor, task_losses: dict | None, logs: dict, prefix: str) -> None:
-        """
-        The backward pass of the trained network: the loss (plus the L2-SP/EWC penalty), or for a multi-task run
-        the per-task losses through the loss weighting, then the penalty on its own (a gradient-based weighting
-        writes the shared gradients itself). Adds what it computed to `logs`.
-        """
-        if self.weighting is None:
-            if self.regularizer is not None:  # keep the weights near the source ones
-                penalty = self.regularizer.penalty()
-                loss = loss + penalty
-                logs["regularizer"] = penalty.detach()
-            self.accelerator.backward(loss)
-            return
-        self.weighting.backward(
-            task_losses, shared_parameters=self.shared_parameters, backward_fn=self.accelerator.backward
-        )
-        logs.update({f"{prefix}/{name}": value.detach() for name, value in task_losses.items()})
-        if self.regularizer is not None:
-            penalty = self.regularizer.penalty()
-            self.accelerator.backward(penalty)
-            logs["regularizer"] = penalty.detach()
-
-    def after_weighted_step(self, logs: dict) -> None:
-        """After the optimizer step: GradNorm's weight update (nothing for the other weightings), and their log."""
-        if self.weighting is not None and self.accelerator.sync_gradients:
-            self.weighting.step()
-            logs.update({f"weight/{name}": torch.tensor(w) for name, w in self.weighting.weights().items()})
-
-    def trained_modules(self) -> list[torch.nn.Module]:
-        """The prepared modules whose gradients accumulate (given to `accelerator.accumulate`)."""
-        raise NotImplementedError
-
-    def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
-        """Forward, backward and optimizer calls for one micro-batch; returns detached losses to log."""
-        raise NotImplementedError
-
-    def checkpointed_objects(self) -> dict:
-        """`{name: object with state_dict/load_state_dict}` that checkpoints hold besides models and optimizers
-        (the same on every process: EMA, loss weights). Their states must be tensors and plain values."""
-        return {}
-
-    def per_process_objects(self) -> dict:
-        """Like `checkpointed_objects`, for state each process has its own of (e.g. its noise generator)."""
-        return {}
-
-    def periodic_due(self, step: int) -> bool:
-        """Whether `periodic` samples or evaluates at `step` (the loop checks for divergence first)."""
-        return False
-
-    def clip_and_measure(self, module: torch.nn.Module) -> torch.Tensor:
-        """
-        The gradient norm of `module`'s parameters (after the backward pass, before the optimizer step), clipped to
-        training.max_grad_norm when set: logged, and watched for NaN/inf by the loop without a host sync.
-        """
-        max_norm = self.recipe.training.max_grad_norm
-        if max_norm:
-            return self.accelerator.clip_grad_norm_(module.parameters(), max_norm)
-        gradients = [p.grad for p in module.parameters() if p.grad is not None]
-        if not gradients:
-            return torch.zeros((), device=self.accelerator.device)
-        return torch.nn.utils.get_total_norm(gradients, error_if_nonfinite=False)
-
-    def on_train_start(self, step: int) -> None:
-        """Runs once before the first step (after resuming): e.g. the first sample grid."""
-
-    def after_optimizer_step(self, step: int) -> None:
-        """Runs once per optimizer step, after the gradients were synced (EMA updates, schedulers)."""
-
-    def periodic(self, step: int, state: RunState) -> bool:
-        """Sampling and evaluation during training; returns True to stop early."""
-        return False
-
-    def save(self, output_dir: str) -> None:
-        """Writes the model folder (weights, config, pipeline or tokenizer)."""
-        raise NotImplementedError
-
-    def evaluate(self) -> dict:
-        """Final scores on the held-out data, for metrics.json."""
-        raise NotImplementedError
-
-
-def _make_run(recipe: Recipe, accelerator: Accelerator) -> Run:
-    if recipe.family == "gan":
-        from .gan import GANRun
-
-        return GANRun(recipe, accelerator)
-    from .seq2seq import Seq2SeqRun
-
-    return Seq2SeqRun(recipe, accelerator)
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -251,7 +124,18 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
         with open(os.path.join(recipe.output_dir, "genxfer_recipe.yaml"), "w", encoding="utf-8") as handle:
             yaml.safe_dump(recipe_to_dict(recipe), handle, sort_keys=False)
 
-    run = _make_run(recipe, accelerator)
+    family = get_family(recipe.family)
+    source = None
+    if recipe.init_from != "scratch":
+        from ..source import load_source
+
+        source = load_source(recipe.init_from, family)
+    run = family.resolve("run")(recipe, accelerator, source)
+    if run.transfer_summary is not None and accelerator.is_main_process:
+        from .strategy import write_transfer_report
+
+        accelerator.print(run.transfer_table)
+        write_transfer_report(recipe.output_dir, run.transfer_summary)
     state = RunState()
     shared = {"loop": state, **run.checkpointed_objects()}
     per_process = run.per_process_objects()
@@ -345,7 +229,14 @@ def _train_loop(recipe, accelerator, run, state, shared, per_process, identity, 
             json.dump(state.history, handle)
         from ..cards import write_model_card
 
-        write_model_card(recipe.output_dir)
+        write_model_card(
+            recipe.output_dir,
+            recipe=recipe,
+            metrics=metrics,
+            transfer=run.transfer_summary,
+            history=state.history,
+            config=run.saved_config.to_dict() if run.saved_config is not None else None,
+        )
     accelerator.log({f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=state.step)
     return metrics
 
@@ -354,16 +245,15 @@ def describe_model(recipe: Recipe) -> str:
     """One line on the model a recipe trains: parameters in all and trainable (after freezing and adapters)."""
     from .strategy import apply_adapters, apply_freezing
 
-    if recipe.family == "gan":
-        from .gan import build_gan
+    family = get_family(recipe.family)
+    source = None
+    if recipe.init_from != "scratch":
+        from ..source import load_source
 
-        model, target = build_gan(recipe)[0], "generator"
-    else:
-        from .seq2seq import build_seq2seq
-
-        model, target = build_seq2seq(recipe)[0], "backbone"
+        source = load_source(recipe.init_from, family)
+    model = family.resolve("build")(recipe, source)[0]
     apply_freezing(model, recipe.transfer)
-    apply_adapters(model, recipe.transfer, default_target=target)
+    apply_adapters(model, recipe.transfer, default_target=family.default_lora_target)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable ({trainable / total:.1%})"

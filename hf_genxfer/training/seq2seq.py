@@ -1,5 +1,6 @@
-"""Seq2Seq step functions for the shared loop: tokenised pairs or denoising, teacher-forced loss, evaluation by
-generation (exact match, chrF, BLEU), early stopping, and saving with the tokenizer."""
+"""The Seq2Seq family's part of the one training loop: tokenised pairs or denoising, the teacher-forced step,
+evaluation by generation (exact match, chrF, BLEU) with early stopping, saving with the tokenizer, and how a Seq2Seq
+source (ours, or any transformers encoder-decoder) is built, checked and described in its card."""
 
 from __future__ import annotations
 
@@ -11,92 +12,66 @@ from accelerate import Accelerator
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import AutoConfig, AutoTokenizer, get_scheduler
 
-from ..data.denoising import span_corruption, text_infilling
 from ..data.language_codes import apply_language_codes, target_language_start
 from ..data.text import (
-    load_text_corpus,
-    load_text_pairs,
-    num2words_pairs,
-    num2words_splits,
+    evaluation_pairs,
+    load_text_splits,
     seq2seq_collator,
-    tokenize_pairs,
+    tokenize_for_objective,
+    tokenizer_corpus,
 )
 from ..data.tokenization import check_tokenizer_coverage, train_tokenizer
-from ..errors import DataError, RecipeError
+from ..errors import ModelFolderError, RecipeError
+from ..evaluation.text_scores import generate_all, score_texts
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqModel, add_task_tokens, default_backbone_config
 from ..models.seq2seq.configuration_seq2seq import DEFAULT_BACKBONE, tokenizer_backbone_fields
-from ..recipes import Recipe, TextDataRecipe, task_data
-from ..transfer import merged_copy, transfer_parameters
+from ..recipes import Recipe, task_data
+from ..transfer import transfer_parameters
 from ..transfer.naming import layer_stack
 from ..transfer.vocabulary import extend_vocabulary
-from .batches import IndexStream, TaskBatches, build_weighting
-from .loop import Run, RunState
-from .strategy import (
-    adapter_base,
-    apply_adapters,
-    apply_freezing,
-    build_regularizer,
-    check_new_task_names,
-    parameter_groups,
-    save_adapter,
-    write_transfer_report,
-)
+from .batches import IndexStream
+from .run import Run, RunState
+from .strategy import adapter_base, parameter_groups
 
 SEQ2SEQ_ADAM_BETAS = (0.9, 0.999)
 NUM_SENTINELS = 32  # span-corruption sentinels added to a tokenizer trained from scratch
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Data
+# Sources and models
 
 
-def load_text_splits(data: TextDataRecipe) -> DatasetDict:
-    """`train`/`validation`/`test` pairs with `source` and `target` columns, never sharing an example."""
-    if data.dataset == "num2words":
-        return num2words_splits(
-            data.language, data.train_size, data.validation_size, data.test_size, data.low, data.high, data.seed
+def check_seq2seq_source(model_type: str | None, name_or_path: str) -> None:
+    """A Seq2Seq model starts from a Seq2Seq run folder or Hub id, or any transformers encoder-decoder."""
+    if model_type == Seq2SeqConfig.model_type:
+        return
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+    from ..families import family_of_folder
+
+    other = family_of_folder(model_type)
+    if other is not None:
+        raise ModelFolderError(
+            f"init_from {name_or_path!r} is a {other.name} model ({model_type}) and this recipe's family is "
+            f"seq2seq: start from a Seq2Seq run or a transformers encoder-decoder, or set family: {other.name}."
         )
-    if data.objective == "pairs":
-        corpus = load_text_pairs(data.dataset, data.source_column, data.target_column, split=None)
-    else:  # denoising reads unpaired text: the target column alone
-        corpus = load_text_corpus(data.dataset, data.target_column, split=None)
-    if "train" not in corpus:
-        raise DataError(f"The corpus {data.dataset!r} has no train split (it has {', '.join(corpus)}).")
-    splits = {"train": corpus["train"]}
-    for name, size in (("test", data.test_size), ("validation", data.validation_size)):
-        if name in corpus:
-            splits[name] = corpus[name]
-        else:  # carve the missing split out of train, seeded
-            if size >= len(splits["train"]):
-                raise DataError(
-                    f"The corpus {data.dataset!r} has {len(splits['train'])} training pairs, too few to hold out "
-                    f"data.{name}_size={size}: lower it or add a {name} split."
-                )
-            parts = splits["train"].train_test_split(test_size=size, seed=data.seed)
-            splits["train"], splits[name] = parts["train"], parts["test"]
-    if data.train_size < len(splits["train"]):
-        splits["train"] = splits["train"].shuffle(seed=data.seed).select(range(data.train_size))
-    return DatasetDict(splits)
+    if model_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelFolderError(
+            f"init_from {name_or_path!r} is a {model_type} model, not an encoder-decoder: a Seq2Seq recipe "
+            "starts from a Seq2Seq run or an AutoModelForSeq2SeqLM architecture (T5, BART, Marian, ...)."
+        )
 
 
-def tokenizer_corpus(data: TextDataRecipe, splits: DatasetDict) -> list[str]:
-    """Texts whose characters the tokenizer must cover: every split, plus num2words in `tokenizer_languages`."""
-    texts = [t for part in splits.values() for column in ("source", "target") for t in part[column]]
-    for language in data.tokenizer_languages or []:
-        texts.extend(num2words_pairs(language, size=2000, low=0, high=max(data.high, 2001), seed=0)["target"])
-    return texts
-
-
-def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
+def build_seq2seq(recipe: Recipe, source=None, splits: DatasetDict | None = None):
     """
     The model and tokenizer a recipe starts from: `init_from: scratch` trains a character tokenizer on the corpus and
-    builds `recipe.model` (a small BART by default); a Seq2Seq folder or Hub id loads it; a plain transformers
-    encoder-decoder (T5, BART, Marian...) is wrapped with `Seq2SeqModel.from_backbone`, keeping its weights.
-    Returns (model, tokenizer, transfer report or None).
+    builds `recipe.model` (a small BART by default); from a `source` (the resolved `init_from`: a Seq2Seq run, or a
+    plain transformers encoder-decoder wrapped with `Seq2SeqModel.from_backbone`), a target with the source's config
+    updated by `recipe.model` receives its weights. Returns (model, tokenizer, transfer report or None).
     """
+    num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
     if recipe.init_from == "scratch":
         splits = splits if splits is not None else load_text_splits(recipe.data)
-        num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
         tokenizer = train_tokenizer(tokenizer_corpus(recipe.data, splits), kind="char", num_sentinels=num_sentinels)
         model_fields = dict(recipe.model)
         backbone = dict(model_fields.pop("backbone", None) or {})
@@ -106,18 +81,18 @@ def build_seq2seq(recipe: Recipe, splits: DatasetDict | None = None):
             special = tokenizer_backbone_fields(tokenizer)
             backbone_config = AutoConfig.for_model(**{**special, **backbone})
         return Seq2SeqModel(Seq2SeqConfig(backbone=backbone_config, **model_fields)), tokenizer, None
-    from ..hub import check_source_family, load_source
+    if source is None:
+        from ..families import get_family
+        from ..source import load_source
 
-    check_source_family(recipe.init_from, "seq2seq")
-    source_tokenizer = tokenizer = load_source(AutoTokenizer.from_pretrained, recipe.init_from)
-    source = load_source(load_seq2seq_source, recipe.init_from)
+        source = load_source(recipe.init_from, get_family("seq2seq"))
+    tokenizer = source.tokenizer
     if recipe.transfer.retrain_tokenizer:
         splits = splits if splits is not None else load_text_splits(recipe.data)
-        num_sentinels = NUM_SENTINELS if recipe.data.objective == "span_corruption" else 0
         tokenizer = train_tokenizer(tokenizer_corpus(recipe.data, splits), kind="char", num_sentinels=num_sentinels)
-        model, report = transfer_into_target(source, recipe, source_tokenizer, tokenizer)
+        model, report = transfer_into_target(source.model, recipe, source.tokenizer, tokenizer)
     else:
-        model, report = transfer_into_target(source, recipe)
+        model, report = transfer_into_target(source.model, recipe)
     model.config.base_model = recipe.init_from
     return model, tokenizer, report
 
@@ -127,41 +102,6 @@ def load_seq2seq_source(name_or_path: str) -> Seq2SeqModel:
     if AutoConfig.from_pretrained(name_or_path).model_type == Seq2SeqConfig.model_type:
         return Seq2SeqModel.from_pretrained(name_or_path, use_safetensors=True)
     return Seq2SeqModel.from_backbone(name_or_path, use_safetensors=True)
-
-
-def seq2seq_forgetting(init_from: str, per_task: dict) -> dict:
-    """
-    Adding a task to a trained multi-task model: how much each task the source already had lost, as
-    `forgetting_chrf` and `forgetting_exact_match` (source score minus this run's; positive: the task got worse).
-    """
-    from ..hub import source_per_task_metrics
-
-    before = source_per_task_metrics(init_from)
-    if not before:
-        return {}
-    return {
-        f"forgetting_{metric}": {
-            task: before[task][metric] - per_task[task][metric]
-            for task in per_task
-            if task in before and metric in before[task]
-        }
-        for metric in ("chrf", "exact_match")
-    }
-
-
-def copy_seq2seq_task_parts(model: Seq2SeqModel, init_new_tasks_from: dict[str, str]) -> None:
-    """Adding a task: its parts (decoder, top layers, LM head or adapters) start as copies of an existing task's."""
-    for new_task, existing in init_new_tasks_from.items():
-        names = model.config.task_names or []
-        check_new_task_names(names, existing, new_task)
-        if model.config.sharing == "hard":
-            # One backbone for all: the new task's token embedding starts as the existing task's.
-            token_ids = model.config.task_token_ids
-            embeddings = model.get_input_embeddings().weight
-            with torch.no_grad():
-                embeddings[token_ids[names.index(new_task)]] = embeddings[token_ids[names.index(existing)]]
-        else:
-            model.init_task_from(new_task, existing)
 
 
 def transfer_into_target(source: Seq2SeqModel, recipe: Recipe, source_tokenizer=None, target_tokenizer=None):
@@ -197,86 +137,13 @@ def transfer_into_target(source: Seq2SeqModel, recipe: Recipe, source_tokenizer=
     return target, report
 
 
-def tokenize_for_objective(splits: DatasetDict, tokenizer, data: TextDataRecipe) -> DatasetDict:
-    """Pairs -> (input_ids, labels); a denoising objective noises the target-side text instead."""
-    if data.objective == "pairs":
-        return tokenize_pairs(splits, tokenizer, data.max_source_length, data.max_target_length)
-    texts = DatasetDict(
-        {name: part.select_columns(["target"]).rename_column("target", "text") for name, part in splits.items()}
-    )
-    noise = text_infilling if data.objective == "text_infilling" else span_corruption
-    return noise(texts, tokenizer, text_column="text", max_length=data.max_target_length, seed=data.seed)
-
-
-def decoder_position_limit(config) -> int | None:
-    """How many positions the decoder has embeddings for (None for relative positions, e.g. T5)."""
-    backbone = getattr(config, "backbone", config)
-    decoder = backbone.get_text_config(decoder=True)
-    for name in ("max_decoder_position_embeddings", "max_target_positions", "n_positions", "max_position_embeddings"):
-        value = getattr(decoder, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-@torch.no_grad()
-def generate_batch(
-    model, tokenizer, sources: list[str], num_beams: int = 1, max_new_tokens: int = 128, **kwargs
-) -> list[str]:
-    """
-    Generated texts for `sources` (the same call `genxfer generate` and the Auto classes make), at most
-    `max_new_tokens` long and never past the decoder's learned positions (a longer output would index past them).
-    """
-    encoded = tokenizer(sources, return_tensors="pt", padding=True).to(model.device)
-    limit = decoder_position_limit(model.config)
-    if limit is not None:
-        # The start token takes one position, and ProphetNet's predicting stream looks one position ahead.
-        max_new_tokens = max(1, min(max_new_tokens, limit - 2))
-    output = model.generate(**encoded, num_beams=num_beams, max_new_tokens=max_new_tokens, **kwargs)
-    return [text.strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
-
-
-def generate_all(model, tokenizer, sources: list[str], batch_size: int, **kwargs) -> list[str]:
-    was_training = model.training
-    model.eval()
-    texts = []
-    for start in range(0, len(sources), batch_size):
-        texts.extend(generate_batch(model, tokenizer, sources[start : start + batch_size], **kwargs))
-    model.train(was_training)
-    return texts
-
-
-def score_texts(predictions: list[str], references: list[str]) -> dict:
-    """Exact match (a fraction), chrF and BLEU (0-100, sacrebleu) of `predictions` against `references`."""
-    from ..evaluation import load_metric
-
-    scores = {}
-    scores.update(load_metric("exact_match").compute(predictions=predictions, references=references))
-    scores.update(load_metric("chrf").compute(predictions=predictions, references=references))
-    bleu = load_metric("bleu").compute(predictions=predictions, references=references)
-    scores["bleu"] = bleu["bleu"]
-    scores["num_examples"] = len(predictions)
-    return scores
-
-
-def evaluation_pairs(part: Dataset, tokenizer, data: TextDataRecipe) -> tuple[list[str], list[str]]:
-    """(sources, references) to score: the pairs themselves, or for denoising the noised text and the original."""
-    if data.objective == "pairs":
-        return list(part["source"]), list(part["target"])
-    noised = tokenize_for_objective(DatasetDict(evaluation=part), tokenizer, data)["evaluation"]
-    sources = tokenizer.batch_decode(list(noised["input_ids"]), skip_special_tokens=False)
-    sources = [s.replace(tokenizer.eos_token, "") for s in sources]
-    references = tokenizer.batch_decode(list(noised["labels"]), skip_special_tokens=True)
-    return sources, references
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # The run
 
 
 class Seq2SeqRun(Run):
-    def __init__(self, recipe: Recipe, accelerator: Accelerator):
-        super().__init__(recipe, accelerator)
+    def __init__(self, recipe: Recipe, accelerator: Accelerator, source=None):
+        super().__init__(recipe, accelerator, source)
         training, data = recipe.training, recipe.data
         # Multi-task: one set of splits per task (data.tasks); the tokenizer covers every task's text.
         self.task_names = list(data.tasks) if data.tasks else None
@@ -292,18 +159,13 @@ class Seq2SeqRun(Run):
                     for name in ("train", "validation", "test")
                 }
             )
-            self.model, self.tokenizer, report = build_seq2seq(recipe, self.splits)
+            self.model, self.tokenizer, report = build_seq2seq(recipe, source, self.splits)
             self.report = report
             # Multilingual tokenizers: the codes of both sides, and the target code where generation starts.
             apply_language_codes(self.tokenizer, data.source_language_code, data.target_language_code)
             start = target_language_start(self.tokenizer, data.target_language_code)
             if start:
                 self.model.generation_config.update(**start)
-            self.source_model_type = None
-            if recipe.init_from != "scratch":
-                from ..hub import source_model_type
-
-                self.source_model_type = source_model_type(recipe.init_from)
             self.added_tokens = []
             if recipe.init_from != "scratch" and not recipe.transfer.retrain_tokenizer:
                 train_part = self.splits["train"]
@@ -324,8 +186,9 @@ class Seq2SeqRun(Run):
                 and not self.model.config.task_token_ids
             ):
                 add_task_tokens(self.tokenizer, self.model, self.task_names)
-            if recipe.multitask.init_new_tasks_from:
-                copy_seq2seq_task_parts(self.model, recipe.multitask.init_new_tasks_from)
+            # Added tasks start as copies of existing ones (with hard sharing: once their task tokens exist).
+            for new_task, existing in (recipe.multitask.init_new_tasks_from or {}).items():
+                self.model.start_task_from(new_task, existing)
             parts = []
             for k, (task, splits) in enumerate(self.task_splits.items()):
                 part = tokenize_for_objective(
@@ -344,53 +207,29 @@ class Seq2SeqRun(Run):
                 accelerator.process_index,
                 accelerator.num_processes,
             )
-            self.weighting = None
         else:
             if recipe.transfer.lora is not None:
                 raise RecipeError(
                     "transfer.lora does not combine with a multi-task Seq2Seq model: use sharing=shared_structure "
                     "with task_specific=lora."
                 )
-            sizes = {task: len(splits["train"]) for task, splits in self.task_splits.items()}
-            self.task_offsets = dict(zip(sizes, [0, *torch.tensor(list(sizes.values())).cumsum(0).tolist()[:-1]]))
-            self.task_batches = TaskBatches(
-                sizes,
-                training.batch_size,
-                recipe.multitask,
-                recipe.seed,
-                accelerator.process_index,
-                accelerator.num_processes,
+            self.setup_multitask(
+                {task: len(splits["train"]) for task, splits in self.task_splits.items()}, self.task_names
             )
-            self.weighting = build_weighting(recipe.multitask, self.task_names)
 
-        # Transfer strategy: freeze, add adapters, then anchor the regulariser at the (source) weights.
+        # Transfer strategy: freeze, add adapters (training the rows of added tokens too), then anchor the
+        # regulariser at the source weights (EWC's Fisher on the source's own pairs).
         transfer = recipe.transfer
-        frozen = apply_freezing(self.model, transfer)
-        self.peft_model = apply_adapters(
+        self.setup_strategy(
             self.model,
-            transfer,
-            default_target="backbone",
+            "backbone",
+            report,
+            fisher_loss=lambda model, batch: model(**batch).loss,
+            fisher_batches=self._fisher_batches(transfer.fisher_batches) if recipe.init_from != "scratch" else None,
             trainable_tokens=[entry["id"] for entry in self.added_tokens],
+            added_tokens=self.added_tokens,
         )
         trained = self.peft_model if self.peft_model is not None else self.model
-        self.regularizer = None
-        if recipe.init_from != "scratch":
-            self.regularizer = build_regularizer(
-                self.model,
-                transfer,
-                lambda model, batch: model(**batch).loss,
-                self._fisher_batches(transfer.fisher_batches),
-            )
-            if accelerator.is_main_process:
-                write_transfer_report(
-                    recipe.output_dir,
-                    recipe,
-                    report,
-                    self.model,
-                    frozen,
-                    print_fn=accelerator.print,
-                    added_tokens=self.added_tokens,
-                )
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else SEQ2SEQ_ADAM_BETAS
         groups = parameter_groups(self.model, training.learning_rate, transfer, training.weight_decay)
@@ -435,13 +274,8 @@ class Seq2SeqRun(Run):
         if self.recipe.transfer.regularizer != "ewc":
             return []
         dataset = self.train_dataset
-        from ..hub import source_file
-
-        source_recipe = source_file(self.recipe.init_from, "genxfer_recipe.yaml")
-        if source_recipe is not None:
-            from ..recipes import load_recipe
-
-            source_data = load_recipe(source_recipe).data
+        if self.source is not None and self.source.recipe is not None:
+            source_data = self.source.recipe.data
             source_splits = DatasetDict(train=load_text_splits(source_data)["train"])
             dataset = tokenize_for_objective(source_splits, self.tokenizer, source_data)["train"]
         stream = IndexStream(len(dataset), self.recipe.training.batch_size, self.recipe.seed + 17)
@@ -556,24 +390,16 @@ class Seq2SeqRun(Run):
         scores, examples = self.score_split("test")
         scores["examples"] = examples
         scores["num_train_examples"] = len(self.train_dataset)
-        if "per_task" in scores:
-            scores.update(seq2seq_forgetting(self.recipe.init_from, scores["per_task"]))
+        if "per_task" in scores:  # adding a task: the old tasks' scores change
+            scores.update(self.forgetting(scores["per_task"], {"chrf": True, "exact_match": True}))
         return scores
 
     def save(self, output_dir: str) -> None:
-        model = self.model
-        if self.peft_model is not None:
-            # Adapter-only files (PeftModel.from_pretrained(base, f"{output_dir}/adapter") or
-            # AutoPeftModelForSeq2SeqLM) plus the merged model, so that the Auto classes load the run folder like
-            # any other. A plain transformers source loads as the bare backbone: the adapter is saved in its naming.
-            save_adapter(
-                self.peft_model,
-                output_dir,
-                None if self.added_tokens else adapter_base(self.recipe, self.report),
-                strip_prefix="" if self.source_model_type == Seq2SeqConfig.model_type else "backbone.",
-            )
-            model = merged_copy(self.peft_model)
-        model.save_pretrained(output_dir)
+        # A plain transformers source loads as the bare backbone: its adapter is saved in the backbone's naming. An
+        # adapter on added tokens' rows needs the run's base, not the source's.
+        wrapped = self.source is not None and self.source.model_type == Seq2SeqConfig.model_type
+        base = None if self.added_tokens else adapter_base(self.recipe, self.report)
+        self.save_model_folder(output_dir, self.model, base, strip_prefix="" if wrapped else "backbone.")
         self.tokenizer.save_pretrained(output_dir)
 
 
@@ -583,10 +409,10 @@ def generate_texts(
     """Loads a saved folder with the Auto classes and generates for `sources` (in `task` for a multi-task model)."""
     from transformers import AutoModelForSeq2SeqLM
 
-    from ..hub import load_source
+    from ..source import load_pretrained
 
-    model = load_source(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
-    tokenizer = load_source(AutoTokenizer.from_pretrained, folder, what="The folder")
+    model = load_pretrained(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, folder, what="The folder")
     task_kwargs = {} if task is None else {"task": task}
     return generate_all(
         model,
@@ -599,24 +425,27 @@ def generate_texts(
     )
 
 
-def evaluate_saved_seq2seq(folder: str) -> dict:
+def evaluate_saved_seq2seq(folder: str, num_samples: int | None = None) -> dict:
     """
     Exact match, chrF and BLEU of a saved run folder on the test split of the recipe it was trained with (per task,
-    with their means, for a multi-task model).
+    with their means, for a multi-task model); `num_samples` scores only the first test pairs.
     """
     from transformers import AutoModelForSeq2SeqLM
 
     from ..recipes import load_recipe
 
     recipe = load_recipe(os.path.join(folder, "genxfer_recipe.yaml"))
-    from ..hub import load_source
+    from ..source import load_pretrained
 
-    model = load_source(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
-    tokenizer = load_source(AutoTokenizer.from_pretrained, folder, what="The folder")
+    model = load_pretrained(AutoModelForSeq2SeqLM.from_pretrained, folder, what="The folder", use_safetensors=True)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, folder, what="The folder")
     evaluation = recipe.evaluation
 
     def score(data, task_kwargs):
-        sources, references = evaluation_pairs(load_text_splits(data)["test"], tokenizer, data)
+        test = load_text_splits(data)["test"]
+        if num_samples is not None:
+            test = test.select(range(min(num_samples, len(test))))
+        sources, references = evaluation_pairs(test, tokenizer, data)
         predictions = generate_all(
             model,
             tokenizer,
@@ -635,3 +464,54 @@ def evaluate_saved_seq2seq(folder: str) -> dict:
         metric: sum(s[metric] for s in per_task.values()) / len(per_task) for metric in ("exact_match", "chrf", "bleu")
     }
     return {**scores, "per_task": per_task}
+
+
+def seq2seq_card_fields(recipe: Recipe, metrics: dict, config: dict, folder: str) -> dict:
+    """What a Seq2Seq model card says beyond the common fields: its data, results task and template values."""
+    data = recipe.data
+    examples = metrics.get("examples", [])
+    generation = {}
+    generation_path = os.path.join(folder, "generation_config.json")
+    if os.path.isfile(generation_path):
+        import json
+
+        with open(generation_path, encoding="utf-8") as handle:
+            generation = json.load(handle)
+    start = next(
+        (
+            f"`{name}={generation[name]}`"
+            for name in ("forced_bos_token_id", "decoder_start_token_id")
+            if generation.get(name) is not None
+        ),
+        "",
+    )
+    return {
+        "dataset": data.dataset,
+        "description": (
+            f"num2words pairs in `{data.language}` (numbers in [{data.low}, {data.high}), {data.train_size} pairs)"
+            if data.dataset == "num2words"
+            else f"the `{data.dataset}` pairs"
+        ),
+        "adapted_part": "backbone of a Seq2Seq model",
+        "adapter_description": f"`{data.dataset}` pairs" + (f" in `{data.language}`" if data.language else ""),
+        # transformers 5 removed the text2text-generation, translation and summarization pipelines, and its
+        # text-generation pipeline is for decoder-only models: no pipeline tag would load this model correctly, so
+        # the card sets none (the Hub then shows no widget), and names the results' task "text-generation".
+        "task_type": "text-generation",
+        "pipeline_tag": None,
+        "split": "test",
+        "metric_names": ("exact_match", "chrf", "bleu"),
+        "values": {
+            "source_language_code": data.source_language_code,
+            "target_language_code": data.target_language_code,
+            "generation_start": start,
+            "backbone_type": config.get("backbone", {}).get("model_type", "?"),
+            "examples": examples,
+            "example_input": examples[0]["source"] if examples else "4021",
+            "learning_rate": recipe.training.learning_rate,
+            "lr_scheduler": recipe.training.lr_scheduler,
+            "num_train_examples": metrics.get("num_train_examples", "?"),
+            **{k: metrics.get(k, float("nan")) for k in ("exact_match", "chrf", "bleu")},
+            "num_examples": metrics.get("num_examples", "?"),
+        },
+    }

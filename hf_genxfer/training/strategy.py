@@ -186,10 +186,11 @@ def parameter_groups(module: nn.Module, learning_rate: float, transfer: Transfer
     return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": learning_rate}]
 
 
-def write_transfer_report(
-    output_dir: str, recipe: Recipe, report, model: nn.Module, frozen: list[str], print_fn=print, added_tokens=None
-):
-    """`transfer_report.json` (every parameter's fate, the strategy, trainable counts) and a printed summary."""
+def transfer_summary(recipe: Recipe, report, model: nn.Module, frozen: list[str], added_tokens=None):
+    """
+    The contents of `transfer_report.json` (every parameter's fate, the strategy, trainable counts, added tokens)
+    and the table the loop prints beside it: `(summary, text)`.
+    """
     trainable, total = count_parameters(model)
     summary = {
         "init_from": recipe.init_from,
@@ -199,26 +200,23 @@ def write_transfer_report(
         "trainable_fraction": trainable / total if total else 0.0,
         "frozen": frozen,
     }
+    lines = []
     if report is not None:
         summary["parameters"] = report.to_dict()
-        print_fn(report.format_table())
+        lines.append(report.format_table())
     if added_tokens:
         summary["added_tokens"] = added_tokens
         shown = " ".join(entry["token"] for entry in added_tokens[:40])
-        print_fn(f"extend_vocabulary: {len(added_tokens)} new tokens, ids from {added_tokens[0]['id']}: {shown}")
-    print_fn(
-        f"strategy {summary['strategy']}: {trainable:,} of {total:,} parameters trainable ({summary['trainable_fraction']:.1%})"
+        lines.append(f"extend_vocabulary: {len(added_tokens)} new tokens, ids from {added_tokens[0]['id']}: {shown}")
+    lines.append(
+        f"strategy {summary['strategy']}: {trainable:,} of {total:,} parameters trainable "
+        f"({summary['trainable_fraction']:.1%})"
     )
+    return summary, "\n".join(lines)
+
+
+def write_transfer_report(output_dir: str, summary: dict) -> None:
+    """Writes `transfer_report.json` into the run folder."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "transfer_report.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
-    return summary
-
-
-def check_new_task_names(names: list[str], existing: str, new_task: str) -> None:
-    """`multitask.init_new_tasks_from: {new_task: existing}` must name two of the model's tasks."""
-    for task in (existing, new_task):
-        if task not in names:
-            raise ValueError(
-                f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
-            )

@@ -30,7 +30,7 @@ from .freezing import (
     layerwise_learning_rates,
 )
 from .naming import decoder_patterns, encoder_patterns, generator_patterns, matches, module_patterns
-from .parameters import STATUSES, TransferEntry, TransferReport, load_source_model, transfer_parameters
+from .parameters import STATUSES, TransferEntry, TransferReport, transfer_parameters
 from .regularisers import EWC, L2SP, estimate_fisher, load_fisher, save_fisher
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "layerwise_learning_rates",
     "load_fisher",
     "load_lora",
-    "load_source_model",
     "lora_config_for",
     "matches",
     "merged_copy",

@@ -229,7 +229,7 @@ def transfer_parameters(
 
     Example:
     ```python
-    >>> source = load_source_model("runs/digits-0-4", GANModel)  # 5 classes
+    >>> source = GANModel.from_pretrained("runs/digits-0-4", use_safetensors=True)  # 5 classes
     >>> target = GANModel(GANConfig(image_size=8, num_classes=10))
     >>> report = transfer_parameters(source, target)  # class embeddings stay initialised
     >>> report.save_json("runs/digits-5-9/transfer_report.json")
@@ -350,16 +350,4 @@ def _remap_rows(
     )
 
 
-def load_source_model(name_or_path: str | os.PathLike, model_class, **kwargs) -> nn.Module:
-    """Load a source model with `model_class.from_pretrained` from a local folder or a Hub id (safetensors only).
-
-    Example:
-    ```python
-    >>> source = load_source_model("runs/num2words-en", Seq2SeqModel)
-    >>> report = transfer_parameters(source, target)
-    ```
-    """
-    return model_class.from_pretrained(name_or_path, use_safetensors=True, **kwargs)
-
-
-__all__ = ["STATUSES", "TransferEntry", "TransferReport", "load_source_model", "transfer_parameters"]
+__all__ = ["STATUSES", "TransferEntry", "TransferReport", "transfer_parameters"]

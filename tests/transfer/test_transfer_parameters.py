@@ -12,7 +12,6 @@ from hf_genxfer.transfer import (
     TransferReport,
     encoder_patterns,
     generator_patterns,
-    load_source_model,
     transfer_parameters,
 )
 
@@ -69,7 +68,7 @@ def test_full_copy_gives_identical_outputs(gan_factory):
     )
 
 
-def test_state_dict_from_safetensors_and_load_source_model(tmp_path, seq2seq_factory):
+def test_state_dict_from_safetensors_and_the_source_loader(tmp_path, seq2seq_factory):
     source, target = seq2seq_factory("bart", seed=0), seq2seq_factory("bart", seed=1)
     source.save_pretrained(tmp_path)
     state = load_file(tmp_path / "model.safetensors")
@@ -80,8 +79,13 @@ def test_state_dict_from_safetensors_and_load_source_model(tmp_path, seq2seq_fac
     assert target.backbone.lm_head.weight is shared and target.backbone.model.encoder.embed_tokens.weight is shared
     assert torch.equal(shared, source.backbone.model.shared.weight)
 
-    loaded = load_source_model(tmp_path, type(source))
-    assert torch.equal(loaded.backbone.lm_head.weight, source.backbone.lm_head.weight)
+    from hf_genxfer.families import get_family
+    from hf_genxfer.source import load_source
+
+    train_tokenizer(["one two three"], kind="char").save_pretrained(tmp_path)  # a Seq2Seq source brings one
+    loaded = load_source(str(tmp_path), get_family("seq2seq"))  # what a recipe's init_from resolves to
+    assert loaded.model_type == "genxfer_seq2seq" and loaded.recipe is None and loaded.per_task_metrics == {}
+    assert torch.equal(loaded.model.backbone.lm_head.weight, source.backbone.lm_head.weight)
 
 
 @pytest.mark.parametrize("tied", [True, False])

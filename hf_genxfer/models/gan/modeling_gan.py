@@ -390,3 +390,15 @@ class GANModel(GANPreTrainedModel):
         return_dict: bool = True,
     ) -> GANGeneratorOutput | tuple:
         return self.generator(latents, class_labels=class_labels, task=task, return_dict=return_dict)
+
+    def start_task_from(self, new_task: str, existing: str) -> None:
+        """Adding a task: its generator and discriminator heads start as copies of an existing task's."""
+        names = self.config.task_names or []
+        for task in (existing, new_task):
+            if task not in names:
+                raise ValueError(
+                    f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
+                )
+        for part in (self.generator, self.discriminator):
+            if hasattr(part, "task_heads"):
+                part.task_heads[new_task].load_state_dict(part.task_heads[existing].state_dict())

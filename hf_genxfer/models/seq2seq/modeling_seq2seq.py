@@ -317,6 +317,26 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         self.task_parts[name] = parts.train(self.training)
         self.config.task_names = [*names, name]
 
+    def start_task_from(self, new_task: str, existing: str) -> None:
+        """
+        Adding a task (`multitask.init_new_tasks_from`): its parts (decoder, top layers, LM head or adapters) start
+        as copies of an existing task's; with sharing="hard", its task token's embedding row starts as the
+        existing task's.
+        """
+        names = self.config.task_names or []
+        for task in (existing, new_task):
+            if task not in names:
+                raise ValueError(
+                    f"multitask.init_new_tasks_from names {task!r}, which is not one of the model's tasks {names}."
+                )
+        if self.config.sharing == "hard":
+            token_ids = self.config.task_token_ids
+            embeddings = self.get_input_embeddings().weight
+            with torch.no_grad():
+                embeddings[token_ids[names.index(new_task)]] = embeddings[token_ids[names.index(existing)]]
+        else:
+            self.init_task_from(new_task, existing)
+
     def init_task_from(self, task: str, source: str):
         """Copies `source`'s per-task weights into `task`'s (e.g. to start a new task from a related one)."""
         self._check_task_name(task)
