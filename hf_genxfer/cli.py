@@ -165,21 +165,15 @@ def command_demo(args) -> int:
 
 
 def command_bench(args) -> int:
-    if args.protocol == "multitask":
-        from .bench.multitask import print_summary, resolve_config
-        from .bench.multitask import run_multitask_bench as run_bench
-    else:
-        from .bench import print_summary, resolve_config
-        from .bench import run_transfer_bench as run_bench
+    import importlib
 
+    protocol = importlib.import_module(f".bench.{args.protocol}", __package__)
     args.out = args.out or f"bench_out/{args.protocol}.json"
-    config = resolve_config(quick=args.quick, overrides=args.set)  # bad --set keys fail here, before any training
+    config = protocol.resolve_config(quick=args.quick, overrides=args.set)  # bad --set keys fail before training
     mode = "quick" if args.quick else "full"
-    if args.resume and args.protocol != "multitask":
-        raise ValueError("--resume works for `genxfer bench multitask` only: rerun the transfer bench without it.")
-    extra = {"resume": True} if args.resume else {}
-    report = run_bench(config, args.out, mode=mode, **extra)
-    print_summary(report)
+    run = getattr(protocol, f"run_{args.protocol}_bench")
+    report = run(config, args.out, mode=mode, resume=args.resume)
+    protocol.print_summary(report)
     print(f"Wrote {args.out} and {', '.join(report['plots'])}")
     return 0
 
@@ -225,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--resume",
         action="store_true",
-        help="multitask: reuse the jobs an interrupted run with the same --out and fields already finished",
+        help="reuse the jobs an interrupted run with the same --out and fields already finished",
     )
     bench.add_argument(
         "--out", default=None, help="the JSON file (default bench_out/PROTOCOL.json); PNGs are written beside it"

@@ -351,6 +351,12 @@ def _build(cls, values, where: str):
     return cls(**kwargs)
 
 
+def build_section(cls, values, where: str = ""):
+    """Builds dataclass `cls` from a mapping with the recipe's checks (unknown keys, types): for other YAML-backed
+    settings such as the benches' fields."""
+    return _build(cls, values, where)
+
+
 def _check_model_keys(family: str, model: dict) -> None:
     """Model keys must be fields of the family's config class (transformers configs accept anything silently)."""
     config_class = get_family(family).resolve("config")

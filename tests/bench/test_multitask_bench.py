@@ -100,7 +100,6 @@ def test_bench_multitask_end_to_end(tmp_path, capsys):
     assert set(resumed["reused_jobs"]) == {name for name in report["job_seconds"] if name.startswith("s2s/")}
     assert resumed["seq2seq"]["sharing"] == report["seq2seq"]["sharing"]
     assert resumed["gan"]["add_task"]["runs"]["frozen_shared"]["steps"] == 3
-    assert main(["bench", "transfer", "--resume", "--out", str(tmp_path / "t.json")]) == 2
 
 
 def test_delta_p_on_a_hand_example():

@@ -85,6 +85,12 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
         assert path.is_file() and os.path.getsize(path) > 0
     assert "targets" in capsys.readouterr().out
 
+    # --resume (the shared job schedule): finished scenarios are reused; a changed field reruns its scenario only.
+    assert main([*arguments, "--resume", "--set", "gan_digits.batch_size=4"]) == 0
+    resumed = json.loads(out.read_text())
+    assert sorted(resumed["reused_jobs"]) == ["gan_glyphs", "seq2seq"]
+    assert resumed["seq2seq"] == report["seq2seq"] and resumed["config"]["gan_digits"]["batch_size"] == 4
+
 
 def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):
     out = str(tmp_path / "t.json")

@@ -20,6 +20,8 @@ from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_seq2seq import Seq2SeqConfig, decoder_layer_count
+from .task_parts import Seq2SeqLoRA, Seq2SeqLoRALinear, Seq2SeqTaskSlot, get_submodule_parent
+from .task_tokens import add_task_tokens
 
 ROUTED_MODES = ("shared_encoder", "shared_structure")  # the modes with per-task parts in `task_parts`
 CONFIG_FIELDS = (
@@ -43,63 +45,6 @@ class Seq2SeqMultitaskLMOutput(Seq2SeqLMOutput):
     """
 
     task_losses: dict[str, torch.FloatTensor] | None = None
-
-
-class Seq2SeqTaskSlot(nn.Module):
-    """
-    Stands in the backbone for a per-task part while no task is installed, so each parameter is registered once
-    (under `task_parts`); running it means the backbone was called without `task=`.
-    """
-
-    def _missing_task(self, *args, **kwargs):
-        raise RuntimeError(
-            "This part of the backbone is per task: call the Seq2SeqModel with task=..., not the bare backbone."
-        )
-
-    forward = __iter__ = __len__ = __getitem__ = _missing_task
-
-    def __bool__(self) -> bool:  # `if module:` must not reach `__len__`
-        return True
-
-
-class Seq2SeqLoRA(nn.Module):
-    """One task's low-rank update of one linear layer: `x -> B(A(x)) * alpha / rank`, starting at zero."""
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__()
-        self.lora_A = nn.Linear(base.in_features, rank, bias=False, device=base.weight.device, dtype=base.weight.dtype)
-        self.lora_B = nn.Linear(
-            rank, base.out_features, bias=False, device=base.weight.device, dtype=base.weight.dtype
-        )
-        self.scaling = alpha / rank
-        with torch.no_grad():
-            nn.init.kaiming_uniform_(self.lora_A.weight, a=5**0.5)
-            nn.init.zeros_(self.lora_B.weight)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.lora_B(self.lora_A(hidden)) * self.scaling  # (..., in) -> (..., out)
-
-
-class Seq2SeqLoRALinear(nn.Module):
-    """A shared linear layer plus one task's [`Seq2SeqLoRA`]; built on the fly while a task is installed."""
-
-    def __init__(self, base: nn.Linear, lora: Seq2SeqLoRA):
-        super().__init__()
-        self.base, self.lora = base, lora
-
-    # Backbones read these off their linear layers (e.g. T5 checks `wo.weight.dtype`).
-    weight = property(lambda self: self.base.weight)
-    bias = property(lambda self: self.base.bias)
-    in_features = property(lambda self: self.base.in_features)
-    out_features = property(lambda self: self.base.out_features)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.base(hidden) + self.lora(hidden)
-
-
-def _get_submodule_parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
-    parent_path, _, name = path.rpartition(".")
-    return (root.get_submodule(parent_path) if parent_path else root), name
 
 
 class Seq2SeqModel(PreTrainedModel, GenerationMixin):
@@ -252,7 +197,7 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         """Moves the per-task modules out of the backbone (leaving placeholders) and returns them."""
         parts = nn.ModuleDict()
         for path in self._task_part_paths:
-            parent, name = _get_submodule_parent(self.backbone, path)
+            parent, name = get_submodule_parent(self.backbone, path)
             parts[self._part_key(path)] = getattr(parent, name)
             setattr(parent, name, Seq2SeqTaskSlot())
         return parts
@@ -281,7 +226,7 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
     def task_parts_installed(self, task: str) -> Iterator[None]:
         """Puts `task`'s parts into the backbone's slots (pointer swaps) for the duration of the block."""
         parts = self.task_parts[task]
-        slots = [_get_submodule_parent(self.backbone, path) for path in self._task_part_paths]
+        slots = [get_submodule_parent(self.backbone, path) for path in self._task_part_paths]
         resting = [getattr(parent, name) for parent, name in slots]
         lora = self.config.sharing == "shared_structure" and self.config.task_specific == "lora"
         try:
@@ -605,47 +550,6 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         # parts (LoRA adapters live in the encoder too); each decoding step's forward(task=...) installs them again.
         with self.task_parts_installed(task):
             return super().generate(inputs, *args, task=task, **kwargs)
-
-
-# PEFT picks default LoRA targets by `model_type` and has none for "genxfer_seq2seq": give it the attention query
-# and value projections of every backbone family we wrap, by their names there (the defaults PEFT uses for T5, BART
-# and BERT/GPT-2, plus ProphetNet's): `LoraConfig(task_type="SEQ_2_SEQ_LM")` then works on a Seq2SeqModel as on the
-# bare backbone. PEFT matches each name against the last part of a module's path.
-SEQ2SEQ_LORA_DEFAULT_TARGETS = ["q", "v", "q_proj", "v_proj", "query", "value", "query_proj", "value_proj", "c_attn"]
-
-
-def _register_peft_defaults() -> None:
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
-
-    TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.setdefault(
-        Seq2SeqConfig.model_type, list(SEQ2SEQ_LORA_DEFAULT_TARGETS)
-    )
-
-
-_register_peft_defaults()
-
-
-def add_task_tokens(tokenizer, model: Seq2SeqModel, task_names: list[str] | None = None) -> list[int]:
-    """
-    For sharing="hard": adds a special token `<task:NAME>` per task to `tokenizer`, resizes `model`'s embeddings and
-    records the token ids in `model.config.task_token_ids`. Names not yet in `config.task_names` are added as new tasks
-    (their token rows start from the embedding's initialisation). Returns the token ids, in `task_names` order.
-    """
-    config = model.config
-    if config.sharing != "hard":
-        raise ValueError(f"add_task_tokens is for sharing='hard', got sharing={config.sharing!r}.")
-    names = list(config.task_names)
-    for name in task_names or []:
-        if name not in names:
-            names.append(name)
-    tokens = [f"<task:{name}>" for name in names]
-    tokenizer.add_special_tokens({"extra_special_tokens": tokens}, replace_extra_special_tokens=False)
-    token_ids = tokenizer.convert_tokens_to_ids(tokens)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tokenizer))
-    config.task_names = names
-    config.task_token_ids = list(token_ids)
-    return config.task_token_ids
 
 
 __all__ = ["Seq2SeqModel", "Seq2SeqMultitaskLMOutput", "Seq2SeqTaskSlot", "add_task_tokens"]

@@ -6,10 +6,12 @@ bench runs on other splits, fonts and languages.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
-from ..recipes import RecipeError, _build, apply_overrides
+from ...errors import RecipeError
+from ..core import (
+    build_bench_config,
+)
 
 GAN_STRATEGIES = (
     "source",
@@ -23,9 +25,15 @@ GAN_STRATEGIES = (
     "l2sp",
     "ewc",
 )
+
+
 # Adapters start at zero and move slowly at the GAN's 2e-4; None: the scenario's learning_rate.
 LORA_LEARNING_RATE = 0.001
+
+
 GLYPHS_FRESH_DISCRIMINATOR = True
+
+
 SEQ2SEQ_STRATEGIES = ("source", "scratch", "full", "frozen_encoder", "lora", "l2sp", "ewc")
 
 
@@ -192,35 +200,6 @@ QUICK_OVERRIDES = [
     "seq2seq.data_efficiency_steps=300",
     "seq2seq.second_target_strategies=[source,scratch,lora]",
 ]
-
-
-def build_bench_config(config_class, quick_overrides: list[str], quick: bool, overrides: list[str] | None, check):
-    """A bench's fields: the defaults, then the quick-mode overrides, then the user's `--set` ones, then `check`."""
-    raw = dataclasses.asdict(config_class())
-    try:
-        raw = apply_overrides(raw, (quick_overrides if quick else []) + list(overrides or []))
-        config = _build(config_class, raw, "")
-    except RecipeError as error:
-        raise RecipeError(str(error).replace("recipe key", "bench field")) from None
-    check(config)
-    return config
-
-
-def machine_info(config) -> dict:
-    """Where a bench ran, for its JSON (results are only comparable within one run on one machine)."""
-    import os
-    import platform
-
-    import torch
-
-    return {
-        "cores": os.cpu_count(),
-        "workers": config.workers,
-        "torch_threads_per_worker": config.threads_per_worker,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
 
 
 def resolve_config(quick: bool = False, overrides: list[str] | None = None) -> TransferBenchConfig:

@@ -1,0 +1,312 @@
+"""The GAN scenarios of `genxfer bench transfer`: new digit classes and a new font, each strategy trained in segments
+(resumed from its checkpoint) and scored at each of `eval_steps` on the scenario's held-out target images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from ..core import (
+    first_step_reaching,
+    log,
+    train_recipe,
+    training_section,
+)
+
+
+def _gan_transfer(strategy: str, section) -> dict:
+    """A GAN strategy name (e.g. "lora+diffaugment") -> the recipe's `transfer` section."""
+    base, _, extra = strategy.partition("+")
+    transfer: dict = {"strategy": strategy}
+    if base != "freezed" and section.fresh_discriminator:
+        transfer["fresh_discriminator"] = True
+    if base == "freezed":
+        transfer["freeze_discriminator_blocks"] = section.freeze_discriminator_blocks
+    elif base == "lora":
+        transfer["lora"] = {"r": section.lora_r, "alpha": section.lora_alpha, "target": "generator"}
+    elif base in ("l2sp", "ewc"):
+        transfer["regularizer"] = base
+        transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
+    if extra == "diffaugment":
+        transfer["diffaugment"] = section.diffaugment
+    return transfer
+
+
+def _gan_recipe(output_dir: str, section, data: dict, max_steps: int, resume: bool, init_from="scratch", **kw) -> dict:
+    return {
+        "family": "gan",
+        "output_dir": output_dir,
+        "init_from": init_from,
+        "seed": section.seed,
+        "model": dict(section.model) if init_from == "scratch" else {},
+        "data": data,
+        "training": training_section(
+            max_steps,
+            section.batch_size,
+            section.learning_rate,
+            resume,
+            ema_decay=kw.pop("ema_decay", section.ema_decay),
+            sample_every=0,
+        ),
+        # The loop's own final evaluation is kept small: the bench scores every segment itself, the same way for all.
+        "evaluation": {"num_samples": 64, "feature_network": kw.pop("feature_network")},
+        "transfer": kw.pop("transfer", {}),
+    }
+
+
+def _generator_trainable(raw: dict) -> dict:
+    """Trainable parameters of the whole GAN and of the generator alone, as the run's strategy leaves them."""
+    from ...recipes import validate_recipe
+    from ...training.gan import build_gan
+    from ...training.strategy import apply_adapters, apply_freezing
+
+    recipe = validate_recipe(raw)
+    model = build_gan(recipe)[0]
+    apply_freezing(model, recipe.transfer)
+    apply_adapters(model, recipe.transfer, default_target="generator")
+
+    def count(module):
+        parameters = list(module.parameters())
+        return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
+
+    trainable, total = count(model)
+    generator_trainable, generator_total = count(model.generator)
+    return {
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "trainable_fraction": trainable / total,
+        "generator_trainable_parameters": generator_trainable,
+        "generator_total_parameters": generator_total,
+        "generator_trainable_fraction": generator_trainable / generator_total,
+    }
+
+
+def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_data: dict, score, feature_network):
+    """Every strategy of a GAN scenario: scored by `score(generator)` at each of `section.eval_steps`."""
+    from ...models.gan import GANModel
+
+    results = {}
+    for strategy in section.strategies:
+        if strategy == "source":
+            started = time.perf_counter()
+            scores = score(GANModel.from_pretrained(source_dir).generator)
+            results[strategy] = {
+                "curve": [{"step": 0, **scores}],
+                "at_steps": {str(s): scores for s in section.report_steps},
+                "final": scores,
+                "steps": 0,
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "trainable_parameters": 0,
+                "trainable_fraction": 0.0,
+                "generator_trainable_fraction": 0.0,
+            }
+            log(f"{name} {strategy}: FID {scores['fid']:.2f}")
+            continue
+        output_dir = os.path.join(work, strategy.replace("+", "_"))
+        shutil.rmtree(output_dir, ignore_errors=True)
+        init_from = "scratch" if strategy == "scratch" else source_dir
+        transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
+        rates = {}
+        if strategy.startswith("lora") and section.lora_learning_rate is not None:
+            rates = {"learning_rate": section.lora_learning_rate, "discriminator_learning_rate": section.learning_rate}
+        curve, wall, train_seconds = [], 0.0, 0.0
+        for index, steps in enumerate(section.eval_steps):
+            raw = _gan_recipe(
+                output_dir,
+                section,
+                target_data,
+                steps,
+                resume=index > 0,
+                init_from=init_from,
+                transfer=transfer,
+                feature_network=feature_network,
+            )
+            raw["training"].update(rates)
+            metrics, seconds = train_recipe(raw)
+            started = time.perf_counter()
+            scores = score(GANModel.from_pretrained(output_dir).generator)
+            wall += seconds + time.perf_counter() - started
+            train_seconds = metrics.get("train_seconds", 0.0) + train_seconds
+            curve.append({"step": steps, **scores, "wall_seconds": round(wall, 1)})
+        parameters = _generator_trainable(raw)
+        results[strategy] = {
+            "curve": curve,
+            "at_steps": {str(p["step"]): p for p in curve if p["step"] in section.report_steps},
+            "final": curve[-1],
+            "steps": section.eval_steps[-1],
+            "wall_seconds": round(wall, 1),
+            "train_seconds": round(train_seconds, 1),
+            **parameters,
+        }
+        log(
+            f"{name} {strategy}: FID "
+            + ", ".join(f"{p['step']}: {p['fid']:.2f}" for p in curve)
+            + f" ({wall:.0f} s, G trainable {parameters['generator_trainable_fraction']:.1%})"
+        )
+    _add_steps_to_scratch(results, "fid")
+    return results
+
+
+def _add_steps_to_scratch(results: dict, key: str) -> None:
+    """For each strategy: the first evaluated step whose FID is at most scratch's final FID (None: never)."""
+    if "scratch" not in results:
+        return
+    threshold = results["scratch"]["final"][key]
+    for strategy, result in results.items():
+        if strategy == "source":
+            result["steps_to_scratch_final_fid"] = 0 if result["final"][key] <= threshold else None
+            continue
+        result["steps_to_scratch_final_fid"] = first_step_reaching(result["curve"], key, threshold)
+
+
+def _score_fields(scores: dict) -> dict:
+    keep = ("fid", "kid", "kid_std", "num_generated", "num_real", "unseen_accuracy", "seen_accuracy")
+    return {k: scores[k] for k in keep if k in scores}
+
+
+def run_gan_digits(section, work: str) -> dict:
+    """New classes: source = `source_classes` (all their images), target = `target_classes` x `target_shots`."""
+    from ...data.images import load_image_splits
+    from ...evaluation.image_scores import score_generator
+    from ...models.gan import GANConfig
+    from ...recipes import ImageDataRecipe
+
+    work = os.path.join(work, "gan_digits")
+    source_dir = os.path.join(work, "source")
+    shutil.rmtree(source_dir, ignore_errors=True)
+    source_data = {"dataset": "digits", "classes": section.source_classes, "held_out_fraction": 0.2, "seed": 0}
+    log("gan_digits: pretraining the source GAN")
+    source_metrics, source_seconds = train_recipe(
+        _gan_recipe(
+            source_dir,
+            section,
+            source_data,
+            section.source_steps,
+            resume=False,
+            feature_network="digits",
+            ema_decay=0.999,
+        )
+    )
+    target_data = {
+        "dataset": "digits",
+        "classes": section.target_classes,
+        "shots_per_class": section.target_shots,
+        "held_out_fraction": section.held_out_fraction,
+        "seed": 0,
+    }
+    held_out_images, held_out_labels = load_image_splits(ImageDataRecipe(**target_data), GANConfig(**section.model))[
+        "held_out"
+    ]
+
+    def score(generator):
+        scores = score_generator(
+            generator, held_out_images, held_out_labels, section.num_samples, "digits", seed=section.seed
+        )
+        return _score_fields(scores)
+
+    strategies = _run_gan_strategies(
+        "gan_digits", section, work, source_dir, target_data, score, feature_network="digits"
+    )
+    return {
+        "source_training": {
+            "steps": section.source_steps,
+            "wall_seconds": round(source_seconds, 1),
+            "fid_on_source_classes": source_metrics.get("fid"),
+        },
+        "num_target_train_images": len(section.target_classes) * section.target_shots,
+        "num_held_out_images": len(held_out_images),
+        "strategies": strategies,
+    }
+
+
+def _write_imagefolder(dataset, folder: str) -> None:
+    """Glyph images as an imagefolder (one subfolder per class, named by the zero-padded label, so sorted = label)."""
+    for index, (image, label) in enumerate(zip(dataset["image"], dataset["label"])):
+        class_folder = os.path.join(folder, f"{label:02d}")
+        os.makedirs(class_folder, exist_ok=True)
+        image.save(os.path.join(class_folder, f"{index:06d}.png"))
+
+
+def run_gan_glyphs(section, work: str) -> dict:
+    """New font: pretrain on `source_fonts`, adapt from `target_characters` of `target_font`, score all 62."""
+    import torch
+
+    from ...data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
+    from ...data.images import images_to_tensor
+    from ...evaluation.accuracy import classifier_accuracy
+    from ...evaluation.image_scores import generate_images, score_generator
+
+    fonts = available_glyph_fonts()
+    if section.target_font not in fonts:
+        raise ValueError(f"gan_glyphs.target_font {section.target_font!r} is not one of {', '.join(fonts)}.")
+    source_fonts = section.source_fonts or [f for f in fonts if f != section.target_font]
+    if section.target_font in source_fonts:
+        raise ValueError("gan_glyphs.source_fonts must not contain the target font.")
+    unknown = [c for c in section.target_characters if c not in GLYPH_CHARACTERS]
+    if unknown:
+        raise ValueError(f"gan_glyphs.target_characters has {unknown[0]!r}, which is not one of the 62 glyphs.")
+    size = section.model["image_size"]
+
+    # The corpora as imagefolders: the recipe's data section reads them like any user's images.
+    work = os.path.join(work, "gan_glyphs")
+    shutil.rmtree(work, ignore_errors=True)
+    source_folder, target_folder = os.path.join(work, "data_source"), os.path.join(work, "data_target")
+    _write_imagefolder(glyphs_dataset(source_fonts, size, section.source_samples_per_glyph, seed=0), source_folder)
+    # Two jittered renderings per glyph so that the stratified held-out split of the run keeps one of each.
+    _write_imagefolder(
+        glyphs_dataset([section.target_font], size, max(2, 2 * section.target_shots), seed=0), target_folder
+    )
+    evaluation = glyphs_dataset([section.target_font], size, section.eval_samples_per_glyph, seed=1)
+    eval_images = images_to_tensor(evaluation["image"], size, 1)
+    eval_labels = torch.as_tensor(evaluation["label"])
+    seen = [GLYPH_CHARACTERS.index(c) for c in section.target_characters]
+    unseen = [label for label in range(len(GLYPH_CHARACTERS)) if label not in seen]
+
+    def score(generator):
+        scores = _score_fields(
+            score_generator(generator, eval_images, eval_labels, section.num_samples, "glyphs", seed=section.seed)
+        )
+        for key, labels in (("unseen_accuracy", unseen), ("seen_accuracy", seen)):
+            labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
+            images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
+            scores[key] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
+        return scores
+
+    source_dir = os.path.join(work, "source")
+    # The source run's own held-out split needs every character at least once.
+    held_out = min(0.5, max(0.1, 1.5 / (len(source_fonts) * section.source_samples_per_glyph)))
+    source_data = {"dataset": source_folder, "held_out_fraction": held_out, "seed": 0}
+    log(f"gan_glyphs: pretraining the source GAN on {len(source_fonts)} fonts")
+    _, source_seconds = train_recipe(
+        _gan_recipe(
+            source_dir,
+            section,
+            source_data,
+            section.source_steps,
+            resume=False,
+            feature_network="glyphs",
+            ema_decay=0.999,
+        )
+    )
+    target_data = {
+        "dataset": target_folder,
+        "classes": seen,
+        "shots_per_class": section.target_shots,
+        "held_out_fraction": 0.5,
+        "seed": 0,
+    }
+    strategies = _run_gan_strategies(
+        "gan_glyphs", section, work, source_dir, target_data, score, feature_network="glyphs"
+    )
+    return {
+        "source_training": {"steps": section.source_steps, "wall_seconds": round(source_seconds, 1)},
+        "source_fonts": source_fonts,
+        "target_font": section.target_font,
+        "target_characters": section.target_characters,
+        "num_target_train_images": len(seen) * section.target_shots,
+        "num_held_out_images": len(eval_images),
+        "num_unseen_characters": len(unseen),
+        "strategies": strategies,
+    }
