@@ -77,17 +77,44 @@ def test_resume_continues_the_run_exactly(gan_recipe_factory, accumulation):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-def test_bf16_autocast_runs_on_cpu(gan_recipe_factory):
-    metrics = train(validate_recipe(gan_recipe_factory(max_steps=2, mixed_precision="bf16", ema_decay=None)))
+def test_bf16_autocast_runs_on_cpu(gan_recipe_factory, monkeypatch):
+    from hf_genxfer.models.gan import GANDiscriminator
+
+    seen = []
+    original = GANDiscriminator.forward
+
+    def forward(self, *args, **kwargs):  # the training step's discriminator calls run under bf16 autocast
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GANDiscriminator, "forward", forward)
+    recipe = validate_recipe(gan_recipe_factory(max_steps=2, mixed_precision="bf16", ema_decay=None))
+    metrics = train(recipe)
     assert metrics["step"] == 2 and metrics["fid"] == metrics["fid"]  # not NaN
+    during_training = seen[:4]  # two steps: the discriminator step and the generator step each
+    assert during_training and all(enabled and dtype == torch.bfloat16 for enabled, dtype in during_training)
+    for tensor in _weights(recipe.output_dir).values():
+        assert tensor.dtype == torch.float32  # weights stay float32: autocast changes the arithmetic only
 
 
 def test_hinge_loss_without_r1(gan_recipe_factory):
-    raw = gan_recipe_factory(max_steps=2, r1_gamma=0.0)
+    from hf_genxfer.training.gan import discriminator_loss, generator_loss
+
+    real, fake = torch.tensor([0.5, 2.0, -0.5]), torch.tensor([-2.0, 0.3, 0.9])
+    expected = torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
+    torch.testing.assert_close(discriminator_loss(real, fake, "hinge"), expected)
+    torch.testing.assert_close(generator_loss(fake, "hinge"), -fake.mean())
+    assert not torch.allclose(discriminator_loss(real, fake, "non_saturating"), expected)
+
+    raw = gan_recipe_factory(max_steps=2, r1_gamma=0.0, log_every=1)
     raw["model"]["adversarial_loss"] = "hinge"
     raw["model"]["num_classes"] = None
     metrics = train(validate_recipe(raw))
     assert metrics["step"] == 2
+    history = json.load(open(os.path.join(raw["output_dir"], "training_history.json")))
+    for entry in history:  # no R1 term and logits inside (-1, 1): hinge's loss is 2 - mean(real) + mean(fake)
+        assert "r1" not in entry
+        assert entry["loss_d"] == pytest.approx(2 - entry["d_real"] + entry["d_fake"], abs=1e-5)
 
 
 def test_the_progress_bar_follows_tqdm_disable(monkeypatch):

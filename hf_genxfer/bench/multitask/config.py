@@ -48,9 +48,7 @@ class Seq2SeqMultitaskBench:
             }
         }
     )
-    # 600 steps at batch 24 and learning rate 1e-3 left every model at exact match 0 (chrF 37-56, 2026-11-28);
-    # 1,000 steps at batch 32 and 5e-4 reach 69% exact match (chrF 95.6) on English with this backbone (2 + 2 layers:
-    # 86%, at twice the time per step).
+    # Schedule chosen by trial runs (README, "Why the benches' fields are what they are").
     steps: int = 1000  # each single-task model
     batch_size: int = 32
     multitask_steps: int = 1000
@@ -58,9 +56,7 @@ class Seq2SeqMultitaskBench:
     learning_rate: float = 0.0005
     multitask_learning_rate: float | None = None  # default: learning_rate
     warmup_steps: int = 100
-    # Round-robin: each language a quarter of every batch. With temperature 2, the 50 Spanish pairs of the
-    # low-resource variant got 5% of each batch and Spanish lost 10 chrF to its single model under the shared encoder;
-    # round-robin turned that into +1.4, and hard sharing's Spanish from 41 to 63 chrF (2026-11-28, one run each).
+    # Round-robin: each language a quarter of every batch, so a low-resource language is not starved (README).
     mixing: str = "round_robin"
     temperature: float = 2.0  # for mixing="temperature"
     modes: list[str] = field(default_factory=lambda: list(SHARING_MODES))
@@ -98,8 +94,7 @@ class GANMultitaskBench:
     multitask_steps: int = 800
     multitask_batch_size: int | None = None  # default: batch_size x tasks, so each task sees as many images
     learning_rate: float = 0.0002
-    # Two time-scale updates (Heusel et al., 2017): at 2e-4 for both, the discriminator's logits stayed near 0 for
-    # 800 steps and FID ran from 2.6 to 10 with the seed; at 8e-4 every separate GAN scored 1.3-1.5 (2026-11-28).
+    # Two time-scale updates (Heusel et al., 2017): a faster discriminator than generator (README).
     discriminator_learning_rate: float | None = 0.0008
     # The first int is "the shared bottom"; add null for a fully shared generator with a task embedding.
     # 0 shares the latent mapping only (each group owns both blocks); the discriminator's trunk is shared either way.
@@ -117,9 +112,8 @@ class GANMultitaskBench:
     new_task_init_from: str = "high"  # the existing task whose heads the new task's start from
     add_task_steps: int = 800
     add_task_freeze: list[bool] = field(default_factory=lambda: [True, False])  # shared generator parts frozen?
-    # Separate and multi-task GANs are trained once per seed and compared on the mean over seeds: at 800 steps one
-    # seed's FID moved 3x between seeds 0 and 1 for the same arm (2026-11-28), more than any gap between arms.
-    # Adding a task starts from the first seed's multi-task GAN.
+    # Separate and multi-task GANs are trained once per seed and compared on the mean over seeds: one seed's FID
+    # moves more than the gaps between arms (README). Adding a task starts from the first seed's multi-task GAN.
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 

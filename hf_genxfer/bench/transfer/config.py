@@ -63,9 +63,8 @@ class GANDigitsBench:
     learning_rate: float = 0.0002
     strategies: list[str] = field(default_factory=lambda: list(GAN_STRATEGIES))
     freeze_discriminator_blocks: int = 1
-    # Transfer the generator only (every strategy but FreezeD): the source discriminator, trained on other classes
-    # against the source generator, made every fine-tuned generator worse than scratch (FID 9.1 vs 7.5 at 300 steps,
-    # 2026-11-28); re-initialised, it co-evolves with the transferred generator (FID 3.9 at 300 steps).
+    # Transfer the generator only (every strategy but FreezeD): a discriminator trained on other classes against the
+    # source generator slows adaptation down; a fresh one co-evolves with the transferred generator (README).
     fresh_discriminator: bool = True
     lora_r: int = 4  # rank 4 keeps the generator's adapters under 10% of its parameters (rank 8: 12%)
     lora_alpha: int = 8
