@@ -254,6 +254,5 @@ def describe_model(recipe: Recipe) -> str:
     model = family.resolve("build")(recipe, source)[0]
     apply_freezing(model, recipe.transfer)
     apply_adapters(model, recipe.transfer, default_target=family.default_lora_target)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total, trainable = model.num_parameters(), model.num_parameters(only_trainable=True)
     return f"model: {type(model).__name__}, {total:,} parameters, {trainable:,} trainable ({trainable / total:.1%})"

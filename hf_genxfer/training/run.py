@@ -133,14 +133,14 @@ class Run:
         """
         Writes the model (with a LoRA adapter: the adapter alone in `adapter/`, for PEFT's loaders, and the merged
         model at the root, so that the Auto classes and the pipeline load the folder like any other). Returns the
-        model saved at the root.
+        model saved at the root. The loop saves last, after the final evaluation, so the adapter is merged in place
+        (PEFT's `merge_and_unload`); `hf_genxfer.transfer.merged_copy` merges without touching a model still in use.
         """
-        from ..transfer import merged_copy
         from .strategy import save_adapter
 
         if self.peft_model is not None:
             save_adapter(self.peft_model, output_dir, adapter_base, strip_prefix)
-            model = merged_copy(self.peft_model)
+            model = self.peft_model.merge_and_unload()
         model.save_pretrained(output_dir)
         self.saved_config = model.config
         return model

@@ -14,7 +14,12 @@ from .naming import check_patterns, is_encoder_decoder, layer_stack, matches, un
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """`(trainable, total)` numbers of parameter elements, tied parameters counted once."""
+    """
+    `(trainable, total)` numbers of parameter elements, tied parameters counted once: transformers'
+    `num_parameters` for its models, the same count for any other module (a PEFT wrapper, a bare layer).
+    """
+    if hasattr(model, "num_parameters"):
+        return model.num_parameters(only_trainable=True), model.num_parameters()
     trainable = total = 0
     for parameter in model.parameters():
         total += parameter.numel()

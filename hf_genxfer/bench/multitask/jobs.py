@@ -16,19 +16,15 @@ from .config import GANMultitaskBench, Seq2SeqMultitaskBench, multitask_batch
 
 def _seq2seq_parameters(folder: str) -> int:
     from ...training.seq2seq import load_seq2seq_source
-    from ...transfer import count_parameters
 
-    return count_parameters(load_seq2seq_source(folder))[1]
+    return load_seq2seq_source(folder).num_parameters()
 
 
 def _gan_parameters(folder: str) -> dict:
     from ...models.gan import GANModel
 
-    model = GANModel.from_pretrained(folder)
-    return {
-        "total_parameters": sum(p.numel() for p in model.parameters()),
-        "generator_parameters": sum(p.numel() for p in model.generator.parameters()),
-    }
+    model = GANModel.from_pretrained(folder, use_safetensors=True)
+    return {"total_parameters": model.num_parameters(), "generator_parameters": model.generator.num_parameters()}
 
 
 S2S_METRICS = ("exact_match", "chrf", "bleu", "num_examples")

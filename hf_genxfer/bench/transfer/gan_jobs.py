@@ -67,12 +67,9 @@ def _generator_trainable(raw: dict) -> dict:
     apply_freezing(model, recipe.transfer)
     apply_adapters(model, recipe.transfer, default_target="generator")
 
-    def count(module):
-        parameters = list(module.parameters())
-        return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
-
-    trainable, total = count(model)
-    generator_trainable, generator_total = count(model.generator)
+    trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
+    generator_trainable = model.generator.num_parameters(only_trainable=True)
+    generator_total = model.generator.num_parameters()
     return {
         "trainable_parameters": trainable,
         "total_parameters": total,

@@ -89,9 +89,9 @@ def _seq2seq_target_run(
     ]
     if scratch:
         from ...training.seq2seq import load_seq2seq_source
-        from ...transfer import count_parameters
 
-        trainable, total = count_parameters(load_seq2seq_source(output_dir))
+        model = load_seq2seq_source(output_dir)
+        trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
         report = {"trainable_parameters": trainable, "total_parameters": total}
     else:
         with open(os.path.join(output_dir, "transfer_report.json"), encoding="utf-8") as handle:
