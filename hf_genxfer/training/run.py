@@ -84,7 +84,11 @@ class Run:
 
         transfer = self.recipe.transfer
         frozen = apply_freezing(model, transfer)
-        self.peft_model = apply_adapters(model, transfer, default_target, trainable_tokens=list(trainable_tokens))
+        self.peft_model = apply_adapters(model, transfer, default_target)
+        if trainable_tokens:  # added tokens train even where the strategy froze the embedding
+            from ..transfer.vocabulary import train_added_rows
+
+            train_added_rows(model, list(trainable_tokens))
         if self.recipe.init_from == "scratch":
             return
         self.regularizer = build_regularizer(regularized or model, transfer, fisher_loss, fisher_batches)

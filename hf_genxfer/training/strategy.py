@@ -141,12 +141,8 @@ def apply_freezing(model: nn.Module, transfer: TransferRecipe) -> list[str]:
     return frozen
 
 
-def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: str, trainable_tokens=None):
-    """
-    Adds the LoRA adapter when the recipe has one; returns the PeftModel (the base is changed in place) or None.
-    `trainable_tokens` (token ids added by vocabulary extension) train their embedding rows too, through PEFT's
-    `trainable_token_indices`: without them the new tokens would stay at their initialisation.
-    """
+def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: str):
+    """Adds the LoRA adapter when the recipe has one; returns the PeftModel (the base is changed in place) or None."""
     lora = transfer.lora
     if lora is None:
         return None
@@ -158,8 +154,6 @@ def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: s
         dropout=lora.dropout,
         modules=lora.modules,
     )
-    if trainable_tokens:
-        config.trainable_token_indices = list(trainable_tokens)
     return apply_lora(model, config)
 
 
@@ -183,7 +177,14 @@ def parameter_groups(module: nn.Module, learning_rate: float, transfer: Transfer
     if transfer.layerwise_lr_decay is not None:
         groups = layerwise_learning_rates(module, learning_rate, transfer.layerwise_lr_decay, weight_decay)
         return [{k: v for k, v in group.items() if k in ("params", "lr", "weight_decay")} for group in groups]
-    return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": learning_rate}]
+    from ..transfer.vocabulary import ROWS_ONLY
+
+    trained = [p for p in module.parameters() if p.requires_grad]
+    rows_only = [p for p in trained if getattr(p, ROWS_ONLY, False)]
+    groups = [{"params": [p for p in trained if not getattr(p, ROWS_ONLY, False)], "lr": learning_rate}]
+    if rows_only:  # decoupled weight decay would shrink the rows their gradient mask keeps still
+        groups.append({"params": rows_only, "lr": learning_rate, "weight_decay": 0.0})
+    return groups
 
 
 def transfer_summary(recipe: Recipe, report, model: nn.Module, frozen: list[str], added_tokens=None):

@@ -3,9 +3,12 @@ Greek, Chinese) gets them as new tokens, and the model new embedding and output 
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..data.tokenization import unknown_characters
+
+ROWS_ONLY = "_genxfer_rows_only"  # marks a parameter that trains in some rows only (kept out of weight decay)
 
 
 def extend_vocabulary(model: nn.Module, tokenizer, texts: list[str]) -> list[dict]:
@@ -28,4 +31,26 @@ def extend_vocabulary(model: nn.Module, tokenizer, texts: list[str]) -> list[dic
     return [{"token": token, "id": index, "count": missing[token]} for token, index in zip(tokens, ids)]
 
 
-__all__ = ["extend_vocabulary"]
+def train_added_rows(model: nn.Module, token_ids: list[int]) -> list[nn.Parameter]:
+    """
+    Lets the embedding rows of added tokens train when the strategy froze the embedding (LoRA freezes every base
+    weight, `freeze_embeddings` the embeddings): the input embedding and, when untied, the output projection train
+    in those rows only; a gradient hook zeroes the other rows' gradients, so Adam leaves them exactly as they were.
+    One tied matrix is one parameter, so every use of it (encoder, decoder, LM head) sees the trained rows.
+    Returns the parameters it made trainable.
+    """
+    weights = []
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        weight = getattr(module, "weight", None)
+        if weight is not None and not weight.requires_grad and all(weight is not other for other in weights):
+            weights.append(weight)
+    for weight in weights:
+        mask = torch.zeros(weight.shape[0], *([1] * (weight.dim() - 1)), dtype=weight.dtype, device=weight.device)
+        mask[token_ids] = 1
+        weight.requires_grad_(True)
+        weight.register_hook(lambda gradient, mask=mask: gradient * mask)  # (V, D): only the added rows move
+        setattr(weight, ROWS_ONLY, True)
+    return weights
+
+
+__all__ = ["ROWS_ONLY", "extend_vocabulary", "train_added_rows"]

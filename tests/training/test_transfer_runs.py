@@ -207,12 +207,22 @@ def test_gan_transfer_with_a_fresh_discriminator(tmp_path, gan_source):
         )
 
 
-@pytest.mark.parametrize("strategy", ["full", "lora"])
-def test_extend_vocabulary_adds_the_missing_script_and_trains_it(tmp_path, english_only_source, strategy):
+@pytest.mark.parametrize("strategy", ["full", "lora", "frozen_embeddings"])
+def test_extend_vocabulary_adds_the_missing_script_and_trains_it(tmp_path, english_only_source, strategy, monkeypatch):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from hf_genxfer.training import seq2seq
     from hf_genxfer.training.seq2seq import evaluate_saved_seq2seq
 
+    initial = {}
+    original = seq2seq.extend_vocabulary
+
+    def extend_and_record(model, tokenizer, texts):  # the new rows as initialised, to see them train
+        added = original(model, tokenizer, texts)
+        initial["rows"] = model.get_input_embeddings().weight[[entry["id"] for entry in added]].detach().clone()
+        return added
+
+    monkeypatch.setattr(seq2seq, "extend_vocabulary", extend_and_record)
     raw = tiny_seq2seq_recipe(tmp_path / "target", max_steps=3)
     raw["init_from"] = english_only_source
     raw["model"] = {}
@@ -220,25 +230,47 @@ def test_extend_vocabulary_adds_the_missing_script_and_trains_it(tmp_path, engli
     raw["transfer"] = {"extend_vocabulary": True}
     if strategy == "lora":
         raw["transfer"]["lora"] = {"r": 2, "alpha": 4}
+    if strategy == "frozen_embeddings":
+        raw["transfer"]["freeze_embeddings"] = True
     metrics = train(validate_recipe(raw))
     out = raw["output_dir"]
     report = json.load(open(os.path.join(out, "transfer_report.json")))
-    assert report["strategy"] == f"{strategy}+extended_vocabulary"
+    assert report["strategy"].endswith("+extended_vocabulary")
     added = {entry["token"]: entry["id"] for entry in report["added_tokens"]}
     assert {"о", "д", "и"} <= set(added)  # Cyrillic letters of the Russian number words
     source_tokenizer = AutoTokenizer.from_pretrained(english_only_source)
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert len(tokenizer) == len(source_tokenizer) + len(added)
     assert tokenizer.unk_token_id not in tokenizer("сто два")["input_ids"]
-    model = AutoModelForSeq2SeqLM.from_pretrained(out)
-    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    rows = AutoModelForSeq2SeqLM.from_pretrained(out).get_input_embeddings().weight
+    assert rows.shape[0] == len(tokenizer)
+    # The added rows trained, under every strategy (LoRA and frozen embeddings train them alone).
+    assert not torch.allclose(rows[list(added.values())], initial["rows"])
+    old = AutoModelForSeq2SeqLM.from_pretrained(english_only_source).get_input_embeddings().weight
+    if strategy != "full":  # the source's rows stay exactly as they were
+        assert torch.equal(rows[: old.shape[0]], old)
     # The saved (merged) folder scores exactly what the run scored with its trained model.
     assert evaluate_saved_seq2seq(out)["chrf"] == pytest.approx(metrics["chrf"])
     if strategy == "lora":
         adapter = json.load(open(os.path.join(out, "adapter", "adapter_config.json")))
-        assert sorted(adapter["trainable_token_indices"]) == sorted(added.values())
         assert adapter["base_model_name_or_path"] is None  # the run's base has rows the source lacks
-        # The new rows trained with the adapter (PEFT's trainable tokens): their delta moved from zero.
-        weights = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
-        deltas = [value for key, value in weights.items() if "trainable_tokens_delta" in key]
-        assert deltas and all(delta.shape[0] == len(added) and delta.abs().sum() > 0 for delta in deltas)
+
+
+def test_train_added_rows_moves_those_rows_only():
+    from hf_genxfer.recipes import TransferRecipe
+    from hf_genxfer.training.strategy import parameter_groups
+    from hf_genxfer.transfer.vocabulary import train_added_rows
+
+    model = torch.nn.Module()
+    model.embedding = torch.nn.Embedding(6, 3)
+    model.get_input_embeddings = lambda: model.embedding
+    model.get_output_embeddings = lambda: None
+    model.embedding.weight.requires_grad_(False)
+    before = model.embedding.weight.detach().clone()
+    (weight,) = train_added_rows(model, [4, 5])
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.1, TransferRecipe()), lr=0.1, weight_decay=0.5)
+    for _ in range(3):
+        model.embedding(torch.tensor([0, 1, 4, 5])).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert torch.equal(weight[:4], before[:4]) and not torch.allclose(weight[4:], before[4:])
