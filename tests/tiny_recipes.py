@@ -103,3 +103,19 @@ TINY_BACKBONES = {  # tiny random BART and T5 configs (vocab 99, hidden 16, 2 la
         "decoder_start_token_id": 0,
     },
 }
+
+TINY_GAN_CONFIG = {"image_size": 16, "base_width": 8, "max_width": 16, "layers_per_block": 1, "latent_size": 8}
+# One table of tiny models for the checks every model must pass (tests/models/test_common.py): each family's
+# variants, as (family, config fields).
+MODEL_CASES = {
+    "gan": ("gan", {}),
+    "gan_conditional": ("gan", {"num_classes": 4}),
+    "gan_multitask": ("gan", {"task_names": ["low", "high"], "shared_blocks": 1, "num_classes": 4}),
+    "gan_shared_multitask": ("gan", {"task_names": ["low", "high"]}),
+    "seq2seq_bart": ("seq2seq", {"backbone": "bart"}),
+    "seq2seq_t5": ("seq2seq", {"backbone": "t5"}),
+    "seq2seq_shared_encoder": (
+        "seq2seq",
+        {"backbone": "bart", "task_names": ["en", "fr"], "sharing": "shared_encoder"},
+    ),
+}

@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_recipes import TINY_GAN_CONFIG
 from tolerances import AFTER_RELOAD
 from transformers import AutoConfig, AutoModel
 
 import hf_genxfer  # noqa: F401  (registers the Auto classes)
 from hf_genxfer.models.gan import GANConfig, GANDiscriminator, GANGenerator, GANModel, GANPipeline
 
-TINY = {"image_size": 16, "base_width": 8, "max_width": 16, "layers_per_block": 1, "latent_size": 8}
+TINY = TINY_GAN_CONFIG
 
 
 @pytest.mark.parametrize("num_classes", [None, 3])

@@ -1,12 +1,13 @@
 import pytest
 import torch
+from tiny_recipes import TINY_GAN_CONFIG
 from tolerances import AFTER_RELOAD
 from transformers import AutoModel
 
 import hf_genxfer  # noqa: F401
 from hf_genxfer.models.gan import GANConfig, GANModel, GANPipeline
 
-TINY = {"image_size": 16, "base_width": 8, "max_width": 16, "layers_per_block": 1, "latent_size": 8}
+TINY = TINY_GAN_CONFIG
 TASKS = ["low", "high", "odd"]
 
 
