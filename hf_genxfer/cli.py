@@ -10,11 +10,14 @@ import json
 import os
 import sys
 
+from huggingface_hub.errors import StrictDataclassError
+
 from .errors import GenxferError
 
 # GenxferError carries the project's own sentences; ValueError and OSError are what transformers, datasets and the
 # standard library raise for bad values and missing files.
-USER_ERRORS = (GenxferError, ValueError, OSError)
+# StrictDataclassError: a config field of the wrong type (`@strict` configs), e.g. in a hand-edited config.json.
+USER_ERRORS = (GenxferError, ValueError, OSError, StrictDataclassError)
 
 
 def _require_folder(folder: str) -> None:

@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from huggingface_hub.errors import StrictDataclassError
+
 from .errors import RecipeError
 from .families import FAMILIES, get_family
 from .recipe_yaml import RecipeLoader, load_yaml  # noqa: F401  (the recipe reader; re-exported)
@@ -420,7 +422,7 @@ def _check_model_values(recipe: Recipe) -> None:
     fields.pop("backbone", None)  # a Seq2Seq backbone is sized to the tokenizer once it is trained
     try:
         get_family(recipe.family).resolve("config")(**fields)
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, StrictDataclassError) as error:
         raise RecipeError(f"model: {' '.join(str(error).split())}") from None
 
 

@@ -87,11 +87,12 @@ def load_pretrained(loader, name_or_path: str, what: str = "init_from", **kwargs
     local folder nor a repository the configured Hub serves (transformers' own message spans lines and names
     huggingface.co whatever HF_ENDPOINT says), or holds weights that cannot be read.
     """
+    from huggingface_hub.errors import StrictDataclassError
     from safetensors import SafetensorError
 
     try:
         return loader(name_or_path, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError, StrictDataclassError) as error:
         if not os.path.isdir(name_or_path) and isinstance(error, OSError):
             raise _not_found(name_or_path, what) from error
         reason = " ".join(str(error).split())[:300]

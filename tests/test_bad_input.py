@@ -64,14 +64,22 @@ def _s2s(tmp_path, **changes):
 
 
 def _copy_model(source: str, target, damage: str):
-    """A copy of a run's config and weights with its model.safetensors damaged, or stored as a pickle only."""
+    """A copy of a run's config and weights with its model.safetensors damaged, or stored as a pickle only, or with
+    a config.json field edited by hand to the wrong type."""
+    import json
+
     from safetensors.torch import load_file
 
     os.makedirs(target, exist_ok=True)
     with open(os.path.join(source, "config.json")) as handle:
-        (target / "config.json").write_text(handle.read())
+        config = json.load(handle)
+    if damage == "edited":
+        config["image_size"] = str(config["image_size"])  # "8": a quoted number
+    (target / "config.json").write_text(json.dumps(config))
     weights = open(os.path.join(source, "model.safetensors"), "rb").read()
-    if damage == "truncated":
+    if damage == "edited":
+        (target / "model.safetensors").write_bytes(weights)
+    elif damage == "truncated":
         (target / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     elif damage == "garbage":
         (target / "model.safetensors").write_bytes(b"\x00not a safetensors file" * 20)
@@ -190,6 +198,16 @@ CASES = [
     ),
     ("sample --num 0", lambda t, r: ["sample", r["gan"], "--num", "0"], "--num must be at least 1"),
     ("sample --num -3", lambda t, r: ["sample", r["gan"], "--num", "-3"], "--num must be at least 1"),
+    (
+        "a config.json field of the wrong type as init_from",
+        lambda t, r: ["train", _recipe(t, _gan(t, init_from=_copy_model(r["gan"], t / "ed", "edited"), model={}))],
+        "field 'image_size': TypeError: Field 'image_size' expected int, got str",
+    ),
+    (
+        "sample from a folder whose config.json has a field of the wrong type",
+        lambda t, r: ["sample", _copy_model(r["gan"], t / "ed", "edited")],
+        "field 'image_size': TypeError: Field 'image_size' expected int, got str",
+    ),
     (
         "sample from a pickle-only folder",
         lambda t, r: ["sample", _copy_model(r["gan"], t / "pkl", "pickle")],

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from PIL import Image
 from tiny_recipes import TINY_GAN_CONFIG
 from tolerances import AFTER_RELOAD
@@ -42,6 +43,23 @@ def test_generator_has_no_transposed_convolutions():
 def test_bad_config_values_are_rejected(field, value, fragment):
     with pytest.raises(ValueError, match=fragment):
         GANConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("image_size", "8"), ("image_size", 8.0), ("latent_size", True), ("minibatch_std", 1), ("task_names", "ab")],
+)
+def test_config_fields_of_the_wrong_type_are_rejected_by_name(field, value):
+    # `@strict` checks each field's annotation as it is set (a quoted number in a hand-edited config.json).
+    with pytest.raises(StrictDataclassFieldValidationError, match=f"field '{field}'"):
+        GANConfig(**{field: value})
+
+
+def test_config_accepts_what_json_and_people_write():
+    config = GANConfig(negative_slope=0, task_names=("a", "b"), shared_blocks=1)
+    assert config.negative_slope == 0.0 and isinstance(config.negative_slope, float)
+    assert config.task_names == ["a", "b"]
+    assert GANConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
 
 
 def test_conditioning_mismatch_is_explained():

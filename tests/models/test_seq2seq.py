@@ -240,3 +240,13 @@ def test_resize_token_embeddings_updates_backbone_config():
 def test_bad_config_values_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Seq2SeqConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("task_specific_layers", 1.5), ("lora_rank", "8"), ("task_names", "en"), ("sharing", None)]
+)
+def test_config_fields_of_the_wrong_type_are_rejected_by_name(field, value):
+    from huggingface_hub.errors import StrictDataclassFieldValidationError
+
+    with pytest.raises(StrictDataclassFieldValidationError, match=f"field '{field}'"):
+        Seq2SeqConfig(**{field: value})

@@ -1,10 +1,9 @@
 """Configuration of the hf_genxfer GAN: architecture only, validated where it is built."""
 
-from __future__ import annotations
-
 import math
 
-from transformers import PretrainedConfig
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
 
 ADVERSARIAL_LOSSES = ("non_saturating", "hinge")
 
@@ -14,7 +13,8 @@ def _check_int(name: str, value, low: int, high: int) -> None:
         raise ValueError(f"GANConfig.{name} must be an integer from {low} to {high}, got {value!r}.")
 
 
-class GANConfig(PretrainedConfig):
+@strict
+class GANConfig(PreTrainedConfig):
     r"""
     Configuration of a [`GANModel`]: a generator built from upsample + Conv2d blocks (so PEFT LoRA reaches every layer)
     and a discriminator with spectral norm, optionally class-conditional.
@@ -65,78 +65,62 @@ class GANConfig(PretrainedConfig):
 
     model_type = "genxfer_gan"
 
-    def __init__(
-        self,
-        image_size: int = 8,
-        image_channels: int = 1,
-        latent_size: int = 64,
-        base_width: int = 64,
-        max_width: int = 256,
-        layers_per_block: int = 2,
-        num_classes: int | None = None,
-        class_embedding_size: int = 32,
-        adversarial_loss: str = "non_saturating",
-        minibatch_std: bool = True,
-        negative_slope: float = 0.2,
-        task_names: list[str] | None = None,
-        shared_blocks: int | None = None,
-        task_embedding_size: int = 16,
-        **kwargs,
-    ):
-        _check_int("image_size", image_size, 8, 256)
-        if image_size & (image_size - 1):
-            raise ValueError(f"GANConfig.image_size must be a power of two from 8 to 256, got {image_size!r}.")
-        _check_int("image_channels", image_channels, 1, 4)
-        _check_int("latent_size", latent_size, 1, 1024)
-        _check_int("base_width", base_width, 4, 1024)
-        _check_int("max_width", max_width, 4, 2048)
-        if max_width < base_width:
-            raise ValueError(
-                f"GANConfig.max_width must be at least base_width ({base_width}), got {max_width!r}; raise max_width."
-            )
-        _check_int("layers_per_block", layers_per_block, 1, 4)
-        if num_classes is not None:
-            _check_int("num_classes", num_classes, 2, 10000)
-        _check_int("class_embedding_size", class_embedding_size, 1, 1024)
-        if adversarial_loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(
-                f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, got {adversarial_loss!r}."
-            )
-        if not isinstance(negative_slope, (int, float)) or not 0 <= negative_slope <= 1:
-            raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {negative_slope!r}.")
+    image_size: int = 8
+    image_channels: int = 1
+    latent_size: int = 64
+    base_width: int = 64
+    max_width: int = 256
+    layers_per_block: int = 2
+    num_classes: int | None = None
+    class_embedding_size: int = 32
+    adversarial_loss: str = "non_saturating"
+    minibatch_std: bool = True
+    negative_slope: float | int = 0.2
+    task_names: list[str] | tuple[str, ...] | None = None
+    shared_blocks: int | None = None
+    task_embedding_size: int = 16
 
-        num_blocks = int(math.log2(image_size)) - 1
-        if task_names is not None:
-            if (
-                not isinstance(task_names, (list, tuple))
-                or len(task_names) < 2
-                or not all(isinstance(name, str) and name for name in task_names)
-                or len(set(task_names)) != len(task_names)
-            ):
+    def __post_init__(self, **kwargs):
+        # The types are checked by `@strict` as each field is set; the ranges and the fields' agreement here.
+        _check_int("image_size", self.image_size, 8, 256)
+        if self.image_size & (self.image_size - 1):
+            raise ValueError(f"GANConfig.image_size must be a power of two from 8 to 256, got {self.image_size!r}.")
+        _check_int("image_channels", self.image_channels, 1, 4)
+        _check_int("latent_size", self.latent_size, 1, 1024)
+        _check_int("base_width", self.base_width, 4, 1024)
+        _check_int("max_width", self.max_width, 4, 2048)
+        if self.max_width < self.base_width:
+            raise ValueError(
+                f"GANConfig.max_width must be at least base_width ({self.base_width}), got {self.max_width!r}; "
+                "raise max_width."
+            )
+        _check_int("layers_per_block", self.layers_per_block, 1, 4)
+        if self.num_classes is not None:
+            _check_int("num_classes", self.num_classes, 2, 10000)
+        _check_int("class_embedding_size", self.class_embedding_size, 1, 1024)
+        if self.adversarial_loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(
+                f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, "
+                f"got {self.adversarial_loss!r}."
+            )
+        if not 0 <= self.negative_slope <= 1:
+            raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {self.negative_slope!r}.")
+        self.negative_slope = float(self.negative_slope)
+
+        num_blocks = int(math.log2(self.image_size)) - 1
+        if self.task_names is not None:
+            names = self.task_names
+            if len(names) < 2 or not all(names) or len(set(names)) != len(names):
                 raise ValueError(
-                    f"GANConfig.task_names must be a list of at least two unique non-empty names, got {task_names!r}."
+                    f"GANConfig.task_names must be a list of at least two unique non-empty names, got {names!r}."
                 )
-            if shared_blocks is not None:
-                _check_int("shared_blocks", shared_blocks, 0, num_blocks)
-        elif shared_blocks is not None:
+            self.task_names = list(names)
+            if self.shared_blocks is not None:
+                _check_int("shared_blocks", self.shared_blocks, 0, num_blocks)
+        elif self.shared_blocks is not None:
             raise ValueError("GANConfig.shared_blocks needs task_names (a multi-task GAN): set both or neither.")
-        _check_int("task_embedding_size", task_embedding_size, 1, 1024)
-
-        self.image_size = image_size
-        self.image_channels = image_channels
-        self.latent_size = latent_size
-        self.base_width = base_width
-        self.max_width = max_width
-        self.layers_per_block = layers_per_block
-        self.num_classes = num_classes
-        self.class_embedding_size = class_embedding_size
-        self.adversarial_loss = adversarial_loss
-        self.minibatch_std = bool(minibatch_std)
-        self.negative_slope = float(negative_slope)
-        self.task_names = list(task_names) if task_names is not None else None
-        self.shared_blocks = shared_blocks
-        self.task_embedding_size = task_embedding_size
-        super().__init__(**kwargs)
+        _check_int("task_embedding_size", self.task_embedding_size, 1, 1024)
+        super().__post_init__(**kwargs)
 
     @property
     def is_multitask(self) -> bool:

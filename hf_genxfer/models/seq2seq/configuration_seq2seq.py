@@ -1,7 +1,5 @@
 """Configuration of the Seq2Seq family: a transformers encoder-decoder backbone plus our task and sharing fields."""
 
-from __future__ import annotations
-
 from dataclasses import field
 
 from huggingface_hub.dataclasses import strict
@@ -144,7 +142,7 @@ class Seq2SeqConfig(PreTrainedConfig):
     task_specific: str = "top_decoder_layers"
     task_specific_layers: int = 1
     lora_rank: int = 8
-    lora_alpha: float = 16.0
+    lora_alpha: float | int = 16.0
     lora_target_modules: list[str] | None = None
     is_encoder_decoder: bool = True
 
