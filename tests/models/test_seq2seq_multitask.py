@@ -187,6 +187,32 @@ def test_hard_sharing_generates_a_batch_of_mixed_tasks(kind):
         assert torch.equal(mixed[row : row + 1, : alone.shape[1]], alone)
 
 
+@pytest.mark.parametrize("mode", ROUTED)
+@pytest.mark.parametrize("beams, sequences", [(1, 1), (2, 2)])
+def test_routed_generate_takes_one_task_per_example(kind, mode, beams, sequences):
+    # Each task's rows go through a generate call of their own and come back in input order, padded.
+    model = tiny_multitask(kind, mode)
+    batch = tiny_batch()
+    tasks = ["fr", "en", "en", "fr"]
+    kwargs = dict(max_new_tokens=4, num_beams=beams, num_return_sequences=sequences)
+    mixed = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], task=tasks, **kwargs)
+    assert mixed.shape[0] == 4 * sequences
+    pad = model.generation_config.pad_token_id
+    for task in ("fr", "en"):
+        rows = [row for row, each in enumerate(tasks) if each == task]
+        alone = model.generate(**select(batch, rows) | {"labels": None}, task=task, **kwargs)
+        for position, row in enumerate(rows):
+            for k in range(sequences):
+                got, want = mixed[row * sequences + k], alone[position * sequences + k]
+                assert torch.equal(got[: want.shape[0]], want)  # the same sub-batch: bitwise
+                assert bool((got[want.shape[0] :] == pad).all())
+    # A list naming one task is the same as the name.
+    same = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], task=["en"] * 4, **kwargs)
+    assert torch.equal(
+        same, model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], task="en", **kwargs)
+    )
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_save_and_auto_load_keep_every_task(kind, mode, tmp_path):
     model = tiny_multitask(kind, mode)
@@ -301,8 +327,10 @@ def test_task_errors(mode):
     with pytest.raises(ValueError, match="Unknown task 'de'"):
         model.generate(batch["input_ids"], task="de", max_new_tokens=2)
     if mode != "hard":
-        with pytest.raises(ValueError, match="takes one task name"):
-            model.generate(batch["input_ids"], task=["en", "fr", "en", "fr"], max_new_tokens=2)
+        with pytest.raises(ValueError, match="return_dict_in_generate=True needs one task per call"):
+            model.generate(
+                batch["input_ids"], task=["en", "fr", "en", "fr"], max_new_tokens=2, return_dict_in_generate=True
+            )
         with pytest.raises(ValueError, match="runs without a cache"):
             model(**batch, task=["en", "fr", "en", "fr"], use_cache=True)
 

@@ -519,8 +519,9 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
     def generate(self, inputs: torch.Tensor | None = None, *args, task=None, **kwargs):
         r"""
         [`GenerationMixin.generate`] with `task=`: required for the multi-task sharing modes. sharing="hard" accepts
-        one task per example (with `config.task_token_in_decoder`, decoding starts from each example's task token);
-        the per-task-parts modes take one task name for the whole call.
+        one task per example (with `config.task_token_in_decoder`, decoding starts from each example's task token).
+        The per-task-parts modes also take one task per example: each task's examples are generated in a call of
+        their own (the sequences come back in input order, padded with the pad token).
         """
         sharing = self.config.sharing
         if sharing == "single":
@@ -539,17 +540,56 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
                 tasks, input_ids, None, kwargs.get("attention_mask")
             )
             return super().generate(input_ids, *args, **kwargs)
-        # Per-task parts: one task per call, so beam expansion and the cache never mix tasks.
+        # Per-task parts: each task's examples are generated in a call of their own, so beam expansion and the
+        # cache never mix tasks; a mixed batch is split by task and put back together in its order.
         if not isinstance(task, str):
-            names = self.config.task_names
-            raise ValueError(
-                f"generate with sharing={sharing!r} takes one task name: pass task= one of {', '.join(names)}."
-            )
+            input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+            if input_ids is None:
+                raise ValueError(f"generate with sharing={sharing!r} and one task per example needs input_ids.")
+            tasks = self.resolve_tasks(task, input_ids.shape[0])
+            if len(set(tasks)) > 1:
+                return self._generate_mixed_tasks(inputs, tasks, *args, **kwargs)
+            task = tasks[0]
         self._check_task_name(task)
         # Installed for the whole call too, so that the encoder pass that `generate` runs itself gets the task's
         # parts (LoRA adapters live in the encoder too); each decoding step's forward(task=...) installs them again.
         with self.task_parts_installed(task):
             return super().generate(inputs, *args, task=task, **kwargs)
+
+    def _generate_mixed_tasks(self, inputs, tasks: list[str], *args, **kwargs) -> torch.LongTensor:
+        """One `generate` per task over its examples; rows padded with the pad token and returned in input order."""
+        if kwargs.get("return_dict_in_generate"):
+            raise ValueError(
+                "return_dict_in_generate=True needs one task per call with per-task parts: call generate once per "
+                "task, or pass a single task name."
+            )
+        batch_size = len(tasks)
+        pad_token_id = self.generation_config.pad_token_id
+        if pad_token_id is None:
+            pad_token_id = self.config.pad_token_id or 0
+        per_example = {
+            key: value
+            for key, value in kwargs.items()
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch_size
+        }
+        shared = {key: value for key, value in kwargs.items() if key not in per_example}
+        if inputs is None:
+            inputs = per_example.pop("input_ids")
+        pieces = []
+        for name in dict.fromkeys(tasks):  # first-seen order
+            rows = torch.tensor([index for index, each in enumerate(tasks) if each == name], device=inputs.device)
+            sub = {key: value.index_select(0, rows.to(value.device)) for key, value in per_example.items()}
+            with self.task_parts_installed(name):
+                out = super().generate(inputs.index_select(0, rows), *args, task=name, **sub, **shared)
+            pieces.append((rows, out))
+        per_input = pieces[0][1].shape[0] // len(pieces[0][0])  # num_return_sequences
+        length = max(out.shape[1] for _, out in pieces)
+        result = torch.full((batch_size * per_input, length), pad_token_id, dtype=pieces[0][1].dtype)
+        result = result.to(inputs.device)
+        for rows, out in pieces:
+            targets = (rows[:, None] * per_input + torch.arange(per_input, device=rows.device)).reshape(-1)
+            result[targets, : out.shape[1]] = out
+        return result
 
 
 __all__ = ["Seq2SeqModel", "Seq2SeqMultitaskLMOutput", "Seq2SeqTaskSlot", "add_task_tokens"]
