@@ -4,9 +4,11 @@ Greek, Chinese) gets them as new tokens, and the model new embedding and output 
 from __future__ import annotations
 
 import torch
+from tokenizers import AddedToken
 from torch import nn
 
 from ..data.tokenization import unknown_characters
+from ..errors import ModelFolderError
 
 ROWS_ONLY = "_genxfer_rows_only"  # marks a parameter that trains in some rows only (kept out of weight decay)
 
@@ -23,12 +25,41 @@ def extend_vocabulary(model: nn.Module, tokenizer, texts: list[str]) -> list[dic
     tokens = sorted(missing, key=lambda character: (-missing[character], character))
     if not tokens:
         return []
+    _register_tokens_past_length(tokenizer)
     tokenizer.add_tokens(tokens)
     ids = tokenizer.convert_tokens_to_ids(tokens)
     rows = model.get_input_embeddings().weight.shape[0]
-    # Never shrink: some tokenizers number special tokens past their length (M2M100's language codes).
-    model.resize_token_embeddings(max(rows, max(ids) + 1))
+    model.resize_token_embeddings(max(rows, max(ids) + 1))  # never shrink
     return [{"token": token, "id": index, "count": missing[token]} for token, index in zip(tokens, ids)]
+
+
+def _register_tokens_past_length(tokenizer) -> None:
+    """
+    Some tokenizers number tokens past their own length without counting them: M2M100's language codes (`__ru__`
+    at ids `len(tokenizer)` and up), so `add_tokens` would give new tokens the ids of those codes. Those tokens are
+    registered first as added special tokens at the ids they already have, so that new ones come after them.
+    """
+    start = len(tokenizer)
+    past = []
+    while len(past) < 100_000:
+        try:
+            token = tokenizer.convert_ids_to_tokens(start + len(past))
+        except (IndexError, ValueError, OverflowError):  # SentencePiece: "piece id is out of range"
+            break
+        if token is None or token == tokenizer.unk_token:
+            break
+        past.append(token)
+    if not past:
+        return
+    tokenizer.add_tokens([AddedToken(token, special=True, normalized=False) for token in past], special_tokens=True)
+    if tokenizer.convert_tokens_to_ids(past) != list(range(start, start + len(past))) or len(tokenizer) != start + len(
+        past
+    ):
+        raise ModelFolderError(
+            f"transfer.extend_vocabulary: this {type(tokenizer).__name__} numbers {len(past)} tokens past its length "
+            "and they could not be registered at their ids, so added tokens would take them: extend the tokenizer "
+            "yourself (add_tokens, then resize the model's embeddings) and use it as init_from."
+        )
 
 
 def train_added_rows(model: nn.Module, token_ids: list[int]) -> list[nn.Parameter]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForSeq2SeqLM, EncoderDecoderModel, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils.deprecation import deprecate_kwarg
@@ -340,6 +340,10 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         # The backbone knows its extra pieces (e.g. BART's final_logits_bias); it also updates `config.backbone`.
         if "lm_head" in getattr(self, "_task_part_paths", []):
             raise ValueError("Resize the vocabulary before building a model with per-task LM heads.")
+        if isinstance(self.backbone, EncoderDecoderModel):
+            # It refuses to resize itself; each side resizes its own (one tokenizer serves both sides here).
+            self.backbone.encoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, **kw)
+            return self.backbone.decoder.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, **kw)
         return self.backbone.resize_token_embeddings(new_num_tokens, pad_to_multiple_of, **kw)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
