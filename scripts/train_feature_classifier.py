@@ -2,11 +2,13 @@
 
     python scripts/train_feature_classifier.py --dataset digits
     python scripts/train_feature_classifier.py --dataset glyphs
+    python scripts/train_feature_classifier.py --dataset fonts
 
 writes `hf_genxfer/evaluation/weights/<dataset>_classifier.safetensors` and, next to it, `<dataset>_classifier.json`
 with the held-out accuracy, the seed and how the held-out set was made, so that tests can rebuild it. Digits hold out
-a stratified split; glyphs train on every font with several jittered renders per glyph and hold out renders with
-fresh jitter seeds. Another dataset is one more entry in `DATASETS`.
+a stratified split; glyphs (labelled by character) and fonts (the same images labelled by font) train on every font
+with several jittered renders per glyph and hold out renders with fresh jitter seeds. Another dataset is one more
+entry in `DATASETS`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from safetensors.torch import save_file
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from hf_genxfer.evaluation.feature_nets import WEIGHTS_DIR, DigitsClassifier, GlyphsClassifier
+from hf_genxfer.evaluation.feature_nets import WEIGHTS_DIR, DigitsClassifier, FontsClassifier, GlyphsClassifier
 
 # Glyphs: every font, this many jittered renders per glyph for training (jitter seed = --seed) and for the held-out
 # set (jitter seed = --seed + GLYPHS_HELD_OUT_SEED_OFFSET, never trained on).
@@ -79,6 +81,49 @@ def glyphs_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def fonts_arrays(samples_per_glyph: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`glyphs_dataset` of every font as (N, 1, 32, 32) images in [-1, 1], labelled by font (`available_glyph_fonts`)."""
+    from hf_genxfer.data.glyphs import available_glyph_fonts, glyphs_dataset
+
+    fonts = available_glyph_fonts()
+    dataset = glyphs_dataset(samples_per_glyph=samples_per_glyph, seed=seed)
+    pixels = np.stack([np.asarray(image, dtype=np.float32) for image in dataset["image"]])
+    labels = np.asarray([fonts.index(font) for font in dataset["font"]], dtype=np.int64)
+    return (pixels / 127.5 - 1.0)[:, None], labels
+
+
+def load_fonts_images(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return fonts_arrays(GLYPHS_TRAIN_SAMPLES, seed)
+
+
+def load_fonts_held_out(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return fonts_arrays(GLYPHS_HELD_OUT_SAMPLES, seed + GLYPHS_HELD_OUT_SEED_OFFSET)
+
+
+def fonts_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Per-font held-out accuracy and the most common confusions (a bold font for its regular, and the like)."""
+    from hf_genxfer.data.glyphs import available_glyph_fonts
+
+    fonts = np.array(available_glyph_fonts())
+    pairs, counts = np.unique(
+        np.stack([labels, predictions], axis=1)[predictions != labels], axis=0, return_counts=True
+    )
+    order = np.argsort(-counts, kind="stable")[:15]
+    return {
+        "per_font_accuracy": {
+            str(fonts[index]): round(float((predictions[labels == index] == index).mean()), 4)
+            for index in range(len(fonts))
+        },
+        "common_confusions": [f"{fonts[pairs[i][0]]}->{fonts[pairs[i][1]]}: {counts[i]}" for i in order],
+    }
+
+
+def fonts_classifier() -> nn.Module:
+    from hf_genxfer.data.glyphs import available_glyph_fonts
+
+    return FontsClassifier(available_glyph_fonts())
+
+
 @dataclass
 class FeatureDataset:
     """How to train one feature classifier: its images and labels, and a model with `penultimate(images)` and
@@ -118,6 +163,24 @@ DATASETS = {
             "held_out_seed_offset": GLYPHS_HELD_OUT_SEED_OFFSET,
         },
         report=glyphs_report,
+    ),
+    "fonts": FeatureDataset(
+        load=load_fonts_images,
+        model=fonts_classifier,
+        weights_name="fonts_classifier",
+        load_held_out=load_fonts_held_out,
+        held_out_description=(
+            "hf_genxfer.data.glyphs.glyphs_dataset(samples_per_glyph=held_out_samples_per_glyph, "
+            "seed=seed + held_out_seed_offset) of every font, labelled by font; trained on "
+            "glyphs_dataset(samples_per_glyph=train_samples_per_glyph, seed=seed)"
+        ),
+        defaults={"epochs": 30, "batch_size": 128, "learning_rate": 3e-3, "max_shift": 0},
+        details={
+            "train_samples_per_glyph": GLYPHS_TRAIN_SAMPLES,
+            "held_out_samples_per_glyph": GLYPHS_HELD_OUT_SAMPLES,
+            "held_out_seed_offset": GLYPHS_HELD_OUT_SEED_OFFSET,
+        },
+        report=fonts_report,
     ),
 }
 
@@ -246,6 +309,8 @@ def main(argv: list[str] | None = None):
     else:
         report["held_out"] = recipe.held_out_description
     report |= recipe.details
+    if isinstance(model, FontsClassifier):
+        report["fonts"] = model.fonts  # the order of its logits; the loader builds the classifier from it
     report |= {
         "num_train": len(train_images),
         "num_held_out": len(test_images),

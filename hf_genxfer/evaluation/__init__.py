@@ -16,9 +16,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from hf_genxfer.evaluation.accuracy import classifier_accuracy
+from hf_genxfer.evaluation.accuracy import classifier_accuracy, style_accuracy
 from hf_genxfer.evaluation.feature_nets import (
     DigitsClassifier,
+    FontsClassifier,
     GlyphsClassifier,
     available_feature_networks,
     load_feature_network,
@@ -45,8 +46,10 @@ def load_metric(name: str, **kwargs):
 
 __all__ = [
     "classifier_accuracy",
+    "style_accuracy",
     "METRICS_DIR",
     "DigitsClassifier",
+    "FontsClassifier",
     "GlyphsClassifier",
     "available_feature_networks",
     "extract_features",

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,17 @@ from hf_genxfer.evaluation.image_features import as_image_tensor, feature_networ
 
 
 def classifier_accuracy(
-    images: Any, labels: Any, feature_network: str | nn.Module = "glyphs", batch_size: int = 256
+    images: Any,
+    labels: Any,
+    feature_network: str | nn.Module = "glyphs",
+    batch_size: int = 256,
+    classes: Sequence[int] | None = None,
 ) -> dict:
     """
     The fraction of `images` ((N, C, H, W) in [-1, 1]; RGB and other sizes are fine for the shipped classifiers) whose
     top-1 class under `feature_network` (a registered name such as "glyphs" or "digits", or an nn.Module whose
-    forward returns (N, num_classes) logits) equals the intended `labels` (N integers).
+    forward returns (N, num_classes) logits) equals the intended `labels` (N integers). With `classes`, the top-1 is
+    taken among those class indices only (a choice between candidates, e.g. a few fonts), which must hold the labels.
     """
     images = as_image_tensor(images, "images")
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).flatten()
@@ -64,5 +70,44 @@ def classifier_accuracy(
             f"labels must be class indices in [0, {logits.shape[1] - 1}] for {name!r}; "
             f"got values in [{labels.min().item()}, {labels.max().item()}]."
         )
-    correct = (logits.argmax(dim=-1) == labels).sum().item()
-    return {"accuracy": correct / len(images), "num_images": len(images), "feature_network": name}
+    if classes is None:
+        predicted = logits.argmax(dim=-1)
+    else:
+        candidates = torch.as_tensor(list(classes), dtype=torch.long)
+        if len(candidates) == 0 or candidates.min() < 0 or candidates.max() >= logits.shape[1]:
+            raise ValueError(f"classes must be class indices in [0, {logits.shape[1] - 1}]; got {list(classes)}.")
+        if not torch.isin(labels, candidates).all():
+            raise ValueError("classes must hold every label: the intended class has to be one of the candidates.")
+        predicted = candidates[logits[:, candidates].argmax(dim=-1)]
+    correct = (predicted == labels).sum().item()
+    result = {"accuracy": correct / len(images), "num_images": len(images), "feature_network": name}
+    if classes is not None:
+        result["num_candidates"] = len(candidates)
+    return result
+
+
+def style_accuracy(
+    images: Any, target_font: str, candidate_fonts: Sequence[str] | None = None, feature_network: Any = "fonts"
+) -> dict:
+    """
+    The share of `images` (glyphs, (N, C, H, W) in [-1, 1]) that the font classifier (`"fonts"`, or a
+    `FontsClassifier`) names `target_font`, choosing among `candidate_fonts` (by default every font it knows; the
+    target is added when missing): few-shot font generation's style accuracy, beside the character classifier's
+    content accuracy (`classifier_accuracy` with "glyphs").
+    """
+    network = load_feature_network(feature_network) if isinstance(feature_network, str) else feature_network
+    fonts = list(getattr(network, "fonts", None) or [])
+    if not fonts:
+        raise TypeError("style_accuracy needs a font classifier: one with a `fonts` list naming its classes.")
+    candidates = list(fonts if candidate_fonts is None else candidate_fonts)
+    if target_font not in candidates:
+        candidates.append(target_font)
+    unknown = [font for font in candidates if font not in fonts]
+    if unknown:
+        raise ValueError(
+            f"The font classifier does not know {', '.join(map(repr, unknown))}; it knows {', '.join(fonts)}."
+        )
+    images = as_image_tensor(images, "images")
+    labels = [fonts.index(target_font)] * len(images)
+    result = classifier_accuracy(images, labels, network, classes=[fonts.index(font) for font in candidates])
+    return result | {"target_font": target_font, "candidate_fonts": candidates}

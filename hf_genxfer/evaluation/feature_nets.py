@@ -1,11 +1,14 @@
 """Small classifiers whose penultimate layer is the feature space of FID and KID, and a registry to load them by name.
 
 Inception features mean little on 8x8 digits or 32x32 glyphs, so the image metrics embed images with a classifier
-trained on the same kind of data ("digits", "glyphs"); its logits also score class accuracy (`evaluation.accuracy`). Its weights ship with the package (`weights/`) and are made by `scripts/train_feature_classifier.py`.
+trained on the same kind of data ("digits", "glyphs" for characters, "fonts" for the style of glyphs); its logits also
+score class accuracy (`evaluation.accuracy`). Its weights ship with the package (`weights/`) and are made by
+`scripts/train_feature_classifier.py`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,8 +56,10 @@ class GreyImageClassifier(nn.Module):
     num_classes: int
     feature_dim: int
 
-    def __init__(self, convolutions: nn.Module, flat_dim: int):
+    def __init__(self, convolutions: nn.Module, flat_dim: int, num_classes: int | None = None):
         super().__init__()
+        if num_classes is not None:
+            self.num_classes = num_classes
         self.convolutions = convolutions
         self.projection = nn.Linear(flat_dim, self.feature_dim)
         self.dropout = nn.Dropout(0.2)
@@ -107,6 +112,23 @@ class DigitsClassifier(GreyImageClassifier):
         super().__init__(convolutions, flat_dim=64 * 2 * 2)
 
 
+def _glyph_convolutions() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, kernel_size=3, padding=1),  # (N, 1, 32, 32) -> (N, 16, 32, 32)
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # -> (N, 16, 16, 16)
+        nn.Conv2d(16, 32, kernel_size=3, padding=1),  # -> (N, 32, 16, 16)
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # -> (N, 32, 8, 8)
+        nn.Conv2d(32, 64, kernel_size=3, padding=1),  # -> (N, 64, 8, 8)
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # -> (N, 64, 4, 4)
+    )
+
+
 class GlyphsClassifier(GreyImageClassifier):
     """
     A small CNN for the 32x32 glyphs corpus (`hf_genxfer.data.glyphs`): 62 classes, the characters A-Z, a-z, 0-9 in
@@ -118,21 +140,26 @@ class GlyphsClassifier(GreyImageClassifier):
     feature_dim = 128
 
     def __init__(self):
-        convolutions = nn.Sequential(
-            nn.Conv2d(1, 16, kernel_size=3, padding=1),  # (N, 1, 32, 32) -> (N, 16, 32, 32)
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # -> (N, 16, 16, 16)
-            nn.Conv2d(16, 32, kernel_size=3, padding=1),  # -> (N, 32, 16, 16)
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # -> (N, 32, 8, 8)
-            nn.Conv2d(32, 64, kernel_size=3, padding=1),  # -> (N, 64, 8, 8)
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),  # -> (N, 64, 4, 4)
-        )
-        super().__init__(convolutions, flat_dim=64 * 4 * 4)
+        super().__init__(_glyph_convolutions(), flat_dim=64 * 4 * 4)
+
+
+class FontsClassifier(GreyImageClassifier):
+    """
+    The style counterpart of `GlyphsClassifier`: the same CNN trained to name the font of a 32x32 glyph (one class per
+    font in `fonts`, whatever the character), as few-shot font generation measures style with a font classifier and
+    content with a character classifier. `features` is its 128-d penultimate layer (FID and KID in a style feature
+    space); `forward` the font logits. The shipped one knows every font of `available_glyph_fonts()` at training
+    time, listed in `weights/fonts_classifier.json`.
+    """
+
+    image_size = 32
+    feature_dim = 128
+
+    def __init__(self, fonts: list[str]):
+        if len(fonts) < 2:
+            raise ValueError(f"A font classifier needs at least two fonts; got {list(fonts)}.")
+        super().__init__(_glyph_convolutions(), flat_dim=64 * 4 * 4, num_classes=len(fonts))
+        self.fonts = list(fonts)
 
 
 def _load_shipped_classifier(model: GreyImageClassifier, weights_name: str, dataset: str) -> GreyImageClassifier:
@@ -156,9 +183,26 @@ def load_glyphs_classifier() -> GlyphsClassifier:
     return _load_shipped_classifier(GlyphsClassifier(), "glyphs_classifier", "glyphs")
 
 
+def shipped_font_names() -> list[str]:
+    """The fonts the shipped font classifier tells apart, in the order of its logits."""
+    report = WEIGHTS_DIR / "fonts_classifier.json"
+    if not report.is_file():
+        raise FileNotFoundError(
+            f"The fonts classifier report is missing at {report}; "
+            "make it with `python scripts/train_feature_classifier.py --dataset fonts`."
+        )
+    return list(json.loads(report.read_text())["fonts"])
+
+
+def load_fonts_classifier() -> FontsClassifier:
+    """The font (style) classifier with the weights shipped in `weights/fonts_classifier.safetensors`."""
+    return _load_shipped_classifier(FontsClassifier(shipped_font_names()), "fonts_classifier", "fonts")
+
+
 _FEATURE_NETWORKS: dict[str, Callable[[], nn.Module]] = {
     "digits": load_digits_classifier,
     "glyphs": load_glyphs_classifier,
+    "fonts": load_fonts_classifier,
 }
 
 

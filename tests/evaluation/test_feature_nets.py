@@ -80,7 +80,7 @@ def test_registry_loads_registered_networks_frozen_and_names_the_valid_ones(monk
     assert not network.training and not network.weight.requires_grad
     with pytest.raises(ValueError, match="already registered"):
         register_feature_network("tiny", lambda: torch.nn.Linear(64, 8))
-    with pytest.raises(ValueError, match="registered ones are: digits, glyphs, tiny"):
+    with pytest.raises(ValueError, match="registered ones are: digits, fonts, glyphs, tiny"):
         load_feature_network("nonexistent")
 
 
