@@ -68,6 +68,9 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     assert report["config"]["gan_digits"]["fresh_discriminator"] is True
     glyphs = report["gan_glyphs"]["strategies"]
     assert 0 <= glyphs["freezed"]["final"]["unseen_accuracy"] <= 1
+    for strategy in glyphs.values():  # style beside content: the font classifier's FID and accuracy
+        final = strategy["final"]
+        assert 0 <= final["unseen_style_accuracy"] <= 1 and final["fid_style"] >= 0 and "kid_style" in final
     assert report["gan_glyphs"]["num_unseen_characters"] == 52
     seq2seq = report["seq2seq"]
     assert seq2seq["strategies"]["lora"]["trainable_fraction"] < 1

@@ -88,6 +88,9 @@ class GANGlyphsBench:
     target_shots: int = 1  # jittered images per seen character
     source_samples_per_glyph: int = 2
     eval_samples_per_glyph: int = 4  # held-out target images: every character of the target font, jittered
+    # Style accuracy picks the font of each generated unseen glyph among these (the target is always one of them);
+    # default: every font the shipped font classifier knows, i.e. the target against all the source fonts.
+    style_candidate_fonts: list[str] | None = None
     model: dict = field(
         default_factory=lambda: {
             # 16x16: 32x32 runs at a third of the speed (3.7 steps/s on one core) and does not fit the hour on

@@ -160,6 +160,7 @@ def _add_steps_to_scratch(results: dict, key: str) -> None:
 
 def _score_fields(scores: dict) -> dict:
     keep = ("fid", "kid", "kid_std", "num_generated", "num_real", "unseen_accuracy", "seen_accuracy")
+    keep += ("fid_style", "kid_style", "unseen_style_accuracy")
     return {k: scores[k] for k in keep if k in scores}
 
 
@@ -232,7 +233,7 @@ def run_gan_glyphs(section, work: str) -> dict:
 
     from ...data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
     from ...data.images import images_to_tensor
-    from ...evaluation.accuracy import classifier_accuracy
+    from ...evaluation.accuracy import classifier_accuracy, style_accuracy
     from ...evaluation.image_scores import generate_images, score_generator
 
     fonts = available_glyph_fonts()
@@ -241,6 +242,11 @@ def run_gan_glyphs(section, work: str) -> dict:
     source_fonts = section.source_fonts or [f for f in fonts if f != section.target_font]
     if section.target_font in source_fonts:
         raise ValueError("gan_glyphs.source_fonts must not contain the target font.")
+    strangers = [font for font in section.style_candidate_fonts or [] if font not in fonts]
+    if strangers:
+        raise ValueError(
+            f"gan_glyphs.style_candidate_fonts has {strangers[0]!r}, which is not one of {', '.join(fonts)}."
+        )
     unknown = [c for c in section.target_characters if c not in GLYPH_CHARACTERS]
     if unknown:
         raise ValueError(f"gan_glyphs.target_characters has {unknown[0]!r}, which is not one of the 62 glyphs.")
@@ -262,13 +268,20 @@ def run_gan_glyphs(section, work: str) -> dict:
     unseen = [label for label in range(len(GLYPH_CHARACTERS)) if label not in seen]
 
     def score(generator):
+        # Content: FID/KID in the glyph (character) classifier's features and its accuracy on the generated glyphs;
+        # style: FID/KID in the font classifier's features and how often it names the target font.
         scores = _score_fields(
             score_generator(generator, eval_images, eval_labels, section.num_samples, "glyphs", seed=section.seed)
         )
+        style = score_generator(generator, eval_images, eval_labels, section.num_samples, "fonts", seed=section.seed)
+        scores["fid_style"], scores["kid_style"] = style["fid"], style["kid"]
         for key, labels in (("unseen_accuracy", unseen), ("seen_accuracy", seen)):
             labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
             images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
             scores[key] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
+            if key == "unseen_accuracy":
+                styled = style_accuracy(images, section.target_font, section.style_candidate_fonts, "fonts")
+                scores["unseen_style_accuracy"] = styled["accuracy"]
         return scores
 
     source_dir = os.path.join(work, "source")

@@ -236,6 +236,8 @@ def print_summary(report: dict) -> None:
                     cell = f"@{step}: FID {scores['fid']:7.2f} KID {scores['kid']:7.3f}"
                     if "unseen_accuracy" in scores:
                         cell += f" acc {scores['unseen_accuracy']:.0%}"
+                    if "unseen_style_accuracy" in scores:
+                        cell += f" style FID {scores['fid_style']:.2f} acc {scores['unseen_style_accuracy']:.0%}"
                     cells.append(cell)
             fraction = result.get("generator_trainable_fraction", result["trainable_fraction"])
             print(f"  {strategy:22s} {' | '.join(cells)} | trainable {fraction:6.1%} | {result['wall_seconds']:.0f} s")
