@@ -234,7 +234,7 @@ def run_gan_glyphs(section, work: str) -> dict:
     from ...data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
     from ...data.images import images_to_tensor
     from ...evaluation.accuracy import classifier_accuracy, style_accuracy
-    from ...evaluation.image_scores import generate_images, score_generator
+    from ...evaluation.image_scores import generate_images, score_generator_in_spaces
 
     fonts = available_glyph_fonts()
     if section.target_font not in fonts:
@@ -270,11 +270,11 @@ def run_gan_glyphs(section, work: str) -> dict:
     def score(generator):
         # Content: FID/KID in the glyph (character) classifier's features and its accuracy on the generated glyphs;
         # style: FID/KID in the font classifier's features and how often it names the target font.
-        scores = _score_fields(
-            score_generator(generator, eval_images, eval_labels, section.num_samples, "glyphs", seed=section.seed)
+        spaces = score_generator_in_spaces(
+            generator, eval_images, eval_labels, section.num_samples, ["glyphs", "fonts"], seed=section.seed
         )
-        style = score_generator(generator, eval_images, eval_labels, section.num_samples, "fonts", seed=section.seed)
-        scores["fid_style"], scores["kid_style"] = style["fid"], style["kid"]
+        scores = _score_fields(spaces["glyphs"])
+        scores["fid_style"], scores["kid_style"] = spaces["fonts"]["fid"], spaces["fonts"]["kid"]
         for key, labels in (("unseen_accuracy", unseen), ("seen_accuracy", seen)):
             labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
             images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
