@@ -1,19 +1,10 @@
 import numpy as np
 import pytest
-import torch
 
 from hf_genxfer.data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset, render_glyph
 from hf_genxfer.data.images import BUILTIN_IMAGE_DATASETS, load_image_dataset, with_image_transform
 
 TWO_FONTS = ["DejaVuSans", "cmr10"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pixels(images) -> np.ndarray:

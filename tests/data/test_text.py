@@ -26,15 +26,6 @@ ACCENTED_TEXTS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny tensors: with several threads, OpenMP start-up costs ~100x the arithmetic on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def splits():
     return num2words_splits("en", train_size=300, validation_size=50, test_size=50, high=2_000, seed=3)

@@ -16,14 +16,6 @@ REPORT = WEIGHTS_DIR / "fonts_classifier.json"
 FRESH_SEED = 2024  # neither the training nor the held-out jitter seed of the shipped report
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def fonts_network():
     return load_feature_network("fonts")

@@ -16,14 +16,6 @@ REPORT = WEIGHTS_DIR / "glyphs_classifier.json"
 FRESH_SEED = 2024
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def fresh_glyphs():
     """Every font's 62 glyphs with fresh jitter, as (N, 1, 32, 32) images in [-1, 1] and labels."""

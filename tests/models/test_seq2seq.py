@@ -11,15 +11,6 @@ from hf_genxfer.models.seq2seq import Seq2SeqConfig, Seq2SeqModel, default_backb
 VOCAB_SIZE, BATCH, SOURCE_LENGTH, TARGET_LENGTH = TINY_VOCAB_SIZE, 2, 7, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny tensors: with several threads, OpenMP start-up costs ~100x the arithmetic on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(kind: str, **config_kwargs) -> Seq2SeqModel:
     torch.manual_seed(0)
     return Seq2SeqModel(Seq2SeqConfig(backbone=dict(TINY_BACKBONES[kind]), **config_kwargs)).eval()

@@ -24,15 +24,6 @@ MODES = {
 ROUTED = [mode for mode in MODES if mode != "hard"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny tensors: with several threads, OpenMP start-up costs ~100x the arithmetic on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(params=["bart", "t5"])
 def kind(request) -> str:
     return request.param

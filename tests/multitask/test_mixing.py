@@ -5,21 +5,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from datasets import Dataset
 
 from hf_genxfer.multitask import TaskMixer, proportional_rates, round_robin_rates, temperature_rates
 from hf_genxfer.multitask.mixing import _CountedDraws
 
 SIZES = {"small": 10, "medium": 300, "large": 5000}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def binomial_tolerance(rate: float, draws: int, sigmas: float = 4.5) -> float:

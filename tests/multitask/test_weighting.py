@@ -19,14 +19,6 @@ from hf_genxfer.multitask import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_equal_and_fixed_weightings_combine_exactly():
     losses = {"a": torch.tensor(1.5), "b": torch.tensor(2.25), "c": torch.tensor(4.0)}
     assert EqualWeighting(["a", "b", "c"]).combine(losses).item() == 1.5 + 2.25 + 4.0

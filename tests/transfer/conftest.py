@@ -35,15 +35,6 @@ TINY_BACKBONES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny tensors: with several threads, OpenMP start-up costs ~100x the arithmetic on a busy 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_gan(seed: int = 0, **overrides) -> GANModel:
     torch.manual_seed(seed)
     return GANModel(GANConfig(**{**TINY_GAN, **overrides}))
