@@ -57,7 +57,13 @@ FAMILIES: dict[str, Family] = {
         default_lora_target="generator",
         folder_command="sample",
         uses_tokenizer=False,
-        transfer_fields=("freeze_discriminator_blocks", "fresh_discriminator", "diffaugment"),
+        transfer_fields=(
+            "freeze_discriminator_blocks",
+            "freeze_generator_blocks",
+            "fresh_discriminator",
+            "diffaugment",
+            "cdc_weight",
+        ),
     ),
     "seq2seq": Family(
         name="seq2seq",

@@ -38,6 +38,8 @@ class ImageDataRecipe:
     held_out_fraction: float = 0.2  # the seeded, stratified part kept for evaluation
     tasks: dict[str, dict] | None = None  # multi-task: per task, the fields above that differ (e.g. classes)
     seed: int = 0
+    fonts: list[str] | None = None  # dataset "glyphs": render these fonts only (default: every bundled font)
+    renderings_per_glyph: int = 1  # dataset "glyphs": jittered renderings of each character of each font
 
 
 @dataclass
@@ -78,6 +80,9 @@ class TrainingRecipe:
     warmup_steps: int = 0
     max_grad_norm: float | None = None
     r1_gamma: float = 0.1  # GAN: weight of the R1 gradient penalty on real images (0 turns it off)
+    auxiliary_class_weight: float = 1.0  # GAN with model.auxiliary_classifier: weight of its class losses
+    mode_seeking_weight: float = 0.0  # GAN: mode-seeking term (MSGAN, Mao et al. 2019): two latents, same class,
+    # should give different images; keeps a conditional generator from drawing one image per class. 0: off
     r1_every: int = 4  # GAN: apply R1 every k discriminator steps (lazy regularisation)
     ema_decay: float | None = 0.999  # GAN: EMA of the generator used for sampling and saving (null: no EMA)
     mixed_precision: Literal["no", "bf16"] = "no"
@@ -114,6 +119,9 @@ class LoraRecipe:
     dropout: float = 0.0
     target: str | None = None  # gan: "generator" (default); seq2seq: "backbone" (default)
     modules: list[str] | None = None  # globs narrowing the adapted layers
+    # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save), e.g. the class
+    # embedding of a GAN learning new classes: globs on module names, e.g. ["generator.class_embedding"].
+    modules_to_save: list[str] | None = None
 
 
 @dataclass
@@ -125,6 +133,8 @@ class TransferRecipe:
     exclude: list[str] | None = None  # globs of parameters to leave initialised
     freeze: list[str] | None = None  # globs of parameters to freeze
     freeze_discriminator_blocks: int = 0  # GAN: FreezeD, the discriminator's lowest k blocks
+    freeze_generator_blocks: int | None = None  # GAN: style-only adaptation: the class embedding, mappings and the
+    # generator's lowest k blocks stay frozen (content), the later blocks train (style); 0 freezes only the former
     fresh_discriminator: bool = False  # GAN: transfer the generator only; the discriminator restarts from its
     # initialisation (EWC's Fisher is still measured against the source discriminator)
     freeze_encoder: bool = False  # Seq2Seq
@@ -140,6 +150,8 @@ class TransferRecipe:
     regularizer_weight: float = 0.01
     fisher_batches: int = 8  # EWC: batches of source data for the Fisher information
     diffaugment: str | None = None  # GAN: a DiffAugment policy, e.g. "color,translation,cutout"
+    cdc_weight: float = 0.0  # GAN: cross-domain correspondence loss (keeps the source's sample similarities); 0: off
+    cdc_batch_size: int = 16  # GAN: latents per step for the CDC loss
 
 
 @dataclass
@@ -333,6 +345,8 @@ _RANGES = {
     "training.warmup_steps": (0, None, True),
     "training.max_grad_norm": (0, None, False),
     "training.r1_gamma": (0, None, True),
+    "training.auxiliary_class_weight": (0, None, True),
+    "training.mode_seeking_weight": (0, None, True),
     "training.r1_every": (1, None, True),
     "training.sample_every": (0, None, True),
     "training.eval_every": (0, None, True),
@@ -344,8 +358,11 @@ _RANGES = {
     "evaluation.max_new_tokens": (1, None, True),
     "evaluation.num_examples": (0, None, True),
     "transfer.freeze_discriminator_blocks": (0, None, True),
+    "transfer.freeze_generator_blocks": (0, None, True),
     "transfer.freeze_decoder_layers": (0, None, True),
     "transfer.fisher_batches": (1, None, True),
+    "transfer.cdc_weight": (0, None, True),
+    "transfer.cdc_batch_size": (3, None, True),
     "transfer.lora.r": (1, None, True),
     "transfer.lora.alpha": (0, None, False),
     "transfer.lora.dropout": (0, 1, True),
@@ -353,6 +370,7 @@ _RANGES = {
     "multitask.temperature": (0, None, False),
     "multitask.gradnorm_alpha": (0, None, True),
     "data.shots_per_class": (1, None, True),
+    "data.renderings_per_glyph": (1, None, True),
     "data.held_out_fraction": (0, 1, False),
     "data.train_size": (1, None, True),
     "data.validation_size": (0, None, True),
@@ -433,6 +451,8 @@ def _check_multitask(recipe: Recipe) -> None:
         if names is not None:
             raise RecipeError("model.task_names needs data.tasks: give each task its data (e.g. its classes).")
         return
+    if recipe.transfer.cdc_weight:
+        raise RecipeError("transfer.cdc_weight is for single-task GANs (not multi-task yet): drop it or data.tasks.")
     if recipe.init_from == "scratch" and sorted(tasks) != sorted(names or []):
         raise RecipeError(
             f"data.tasks ({', '.join(tasks)}) and model.task_names ({', '.join(names or [])}) must name the same tasks."

@@ -33,18 +33,35 @@ def digits_dataset() -> Dataset:
 
 
 def load_image_dataset(
-    name_or_path: str, split: str = "train", image_column: str = "image", label_column: str | None = "label"
+    name_or_path: str,
+    split: str = "train",
+    image_column: str = "image",
+    label_column: str | None = "label",
+    fonts: list[str] | None = None,
+    renderings_per_glyph: int = 1,
 ) -> Dataset:
     """
-    Loads an image corpus by name: `"digits"` (built in), a local `imagefolder` folder (one subfolder per class), or a
-    Hub dataset id. The result has an `image` column and, when the corpus has labels, an integer `label` column.
+    Loads an image corpus by name: `"digits"` or `"glyphs"` (built in; for glyphs, `fonts` picks the fonts and
+    `renderings_per_glyph` the jittered renderings of each character), a local `imagefolder` folder (one subfolder
+    per class), or a Hub dataset id. The result has an `image` column and, when the corpus has labels, an integer
+    `label` column.
     """
+    if name_or_path != "glyphs" and (fonts is not None or renderings_per_glyph != 1):
+        raise DataError(
+            f"data.fonts and data.renderings_per_glyph apply to the built-in glyphs dataset, not {name_or_path!r}: "
+            "drop them or set data.dataset to glyphs."
+        )
     if name_or_path == "digits":
         return digits_dataset()
     if name_or_path == "glyphs":
-        from .glyphs import glyphs_dataset
+        from .glyphs import available_glyph_fonts, glyphs_dataset
 
-        return glyphs_dataset()
+        known = available_glyph_fonts()
+        unknown = [font for font in fonts or [] if font not in known]
+        if unknown or fonts == []:
+            what = f"has {unknown[0]!r}, which is not bundled" if unknown else "is empty"
+            raise DataError(f"data.fonts {what}: name fonts from {', '.join(known)}.")
+        return glyphs_dataset(fonts, samples_per_glyph=renderings_per_glyph)
     if os.path.isdir(name_or_path):
         dataset = _load_imagefolder(name_or_path, split)
     elif os.path.exists(name_or_path):
@@ -232,7 +249,14 @@ def describe_conversions(conversions: dict, image_size: int, channels: int) -> s
 
 def load_image_splits(data, config) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
     """The recipe's images as tensors in [-1, 1]: `train` (few-shot when asked) and `held_out` (for FID/KID)."""
-    dataset = load_image_dataset(data.dataset, data.split, data.image_column, data.label_column)
+    dataset = load_image_dataset(
+        data.dataset,
+        data.split,
+        data.image_column,
+        data.label_column,
+        fonts=getattr(data, "fonts", None),
+        renderings_per_glyph=getattr(data, "renderings_per_glyph", 1),
+    )
     if data.classes is not None:
         dataset = filter_classes(dataset, data.classes)
     splits = split_held_out(dataset, data.held_out_fraction, data.seed)

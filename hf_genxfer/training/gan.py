@@ -17,6 +17,7 @@ from ..evaluation.image_scores import score_generator
 from ..models.gan import GANConfig, GANDiscriminator, GANModel, GANPipeline
 from ..recipes import Recipe, task_data
 from ..transfer import DiffAugment, TransferReport, transfer_parameters
+from ..transfer.correspondence import CrossDomainCorrespondence
 from ..utils import image_grid
 from .batches import IndexStream
 from .run import Run, RunState
@@ -160,6 +161,9 @@ class GANRun(Run):
         # Transfer strategy: freeze, add adapters, anchor the regulariser at the source generator (EWC's Fisher
         # against the source discriminator), then restart the discriminator when asked.
         transfer = recipe.transfer
+        cdc = None
+        if transfer.cdc_weight and recipe.init_from != "scratch":
+            cdc = CrossDomainCorrespondence(self.model.generator, transfer.cdc_weight, transfer.cdc_batch_size)
         self.setup_strategy(
             self.model,
             "generator",
@@ -174,6 +178,7 @@ class GANRun(Run):
             ),
         )
         self.augment = DiffAugment(transfer.diffaugment) if transfer.diffaugment else None
+        self.cdc = cdc  # holds a copy of the source generator, taken before freezing and adapters
 
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
@@ -229,6 +234,8 @@ class GANRun(Run):
             )
         if self.regularizer is not None:
             self.regularizer.to(accelerator.device)
+        if self.cdc is not None:
+            self.cdc.to(accelerator.device)
         self.discriminator_module = accelerator.unwrap_model(self.discriminator)
         self.ema = None
         if training.ema_decay is not None:
@@ -322,7 +329,8 @@ class GANRun(Run):
             images = self.augment(images)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         with self.accelerator.autocast():
-            logits = self.discriminator(images, class_labels=labels, task=both_tasks).logits.float()
+            scored = self.discriminator(images, class_labels=labels, task=both_tasks)
+        logits = scored.logits.float()
         real_logits, fake_logits = logits[:batch], logits[batch:]
         d_loss = discriminator_loss(real_logits, fake_logits, kind)
         losses = {
@@ -330,6 +338,10 @@ class GANRun(Run):
             "d_real": real_logits.detach().mean(),
             "d_fake": fake_logits.detach().mean(),
         }
+        if scored.class_logits is not None:  # AC-GAN: the classifier head learns the real images' classes
+            class_loss = F.cross_entropy(scored.class_logits[:batch].float(), real_labels)
+            d_loss = d_loss + training.auxiliary_class_weight * class_loss
+            losses["class_d"] = class_loss.detach()
         if apply_r1:
             penalty = r1_penalty(real_logits, real)
             d_loss = d_loss + training.r1_gamma / 2 * penalty * training.r1_every  # lazy regularisation
@@ -344,14 +356,35 @@ class GANRun(Run):
         # (2) generator step: D is called unwrapped with frozen weights, so no D gradients exist or sync.
         latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
         fake_labels = self._fake_labels(batch) if task_ids is None else real_labels
+        pairs = batch // 2 if training.mode_seeking_weight and task_ids is None else 0
+        if pairs and fake_labels is not None:  # mode seeking compares two latents of the same class
+            fake_labels = torch.cat([fake_labels[:pairs], fake_labels[:pairs], fake_labels[2 * pairs :]])
         self.discriminator_module.requires_grad_(False)
         with self.accelerator.autocast():
-            fake = self.generator(latents, class_labels=fake_labels, task=task_ids).images
+            fake = generated = self.generator(latents, class_labels=fake_labels, task=task_ids).images
             if self.augment is not None:
                 fake = self.augment(fake)
-            fake_logits = self.discriminator_module(fake, class_labels=fake_labels, task=task_ids).logits.float()
+            scored = self.discriminator_module(fake, class_labels=fake_labels, task=task_ids)
+        fake_logits = scored.logits.float()
         g_loss = generator_loss(fake_logits, kind)
         losses["loss_g"] = g_loss.detach()
+        if pairs:  # MSGAN: the images of a pair should differ in proportion to their latents
+            images_gap = (generated[:pairs] - generated[pairs : 2 * pairs]).abs().mean(dim=(1, 2, 3))
+            latents_gap = (latents[:pairs] - latents[pairs : 2 * pairs]).abs().mean(dim=1)
+            seeking = 1 / ((images_gap / latents_gap).mean().float() + 1e-5)
+            g_loss = g_loss + training.mode_seeking_weight * seeking
+            losses["mode_seeking"] = seeking.detach()
+        if scored.class_logits is not None:  # AC-GAN: the images must show the classes asked for
+            class_loss = F.cross_entropy(scored.class_logits.float(), fake_labels)
+            g_loss = g_loss + training.auxiliary_class_weight * class_loss
+            losses["class_g"] = class_loss.detach()
+        if self.cdc is not None:  # keep the source's similarities between samples, over every class
+            with self.accelerator.autocast():
+                # Unwrapped, as for the regulariser: one DDP forward per backward; its gradient joins the same
+                # accumulation, which DDP then averages.
+                correspondence = self.cdc(self.generator_module, *self.cdc.sample(self.noise.generator, device))
+            g_loss = g_loss + correspondence
+            losses["cdc"] = correspondence.detach()
         task_losses = None
         if task_ids is not None:  # multi-task: one generator loss per task, for the loss weighting
             task_losses = {

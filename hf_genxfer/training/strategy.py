@@ -25,6 +25,7 @@ from ..transfer import (
     freeze_discriminator_blocks,
     freeze_embeddings,
     freeze_encoder,
+    freeze_generator_blocks,
     layerwise_learning_rates,
     lora_config_for,
 )
@@ -102,6 +103,8 @@ def strategy_name(recipe: Recipe) -> str:
         parts.append("lora")
     if transfer.freeze_discriminator_blocks:
         parts.append(f"freezed{transfer.freeze_discriminator_blocks}")
+    if transfer.freeze_generator_blocks is not None:
+        parts.append(f"style{transfer.freeze_generator_blocks}")
     if transfer.freeze_encoder:
         parts.append("frozen_encoder")
     if transfer.freeze_embeddings:
@@ -122,6 +125,8 @@ def strategy_name(recipe: Recipe) -> str:
         parts.append("fresh_d")
     if transfer.diffaugment:
         parts.append("diffaugment")
+    if transfer.cdc_weight:
+        parts.append("cdc")
     return "+".join(parts)
 
 
@@ -132,6 +137,8 @@ def apply_freezing(model: nn.Module, transfer: TransferRecipe) -> list[str]:
         frozen += freeze(model, transfer.freeze)
     if transfer.freeze_discriminator_blocks:
         frozen += freeze_discriminator_blocks(model, transfer.freeze_discriminator_blocks)
+    if transfer.freeze_generator_blocks is not None:
+        frozen += freeze_generator_blocks(model, transfer.freeze_generator_blocks)
     if transfer.freeze_encoder:
         frozen += freeze_encoder(model)
     if transfer.freeze_embeddings:
@@ -153,6 +160,7 @@ def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: s
         alpha=lora.alpha,
         dropout=lora.dropout,
         modules=lora.modules,
+        modules_to_save=lora.modules_to_save,
     )
     return apply_lora(model, config)
 

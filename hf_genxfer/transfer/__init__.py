@@ -27,6 +27,7 @@ from .freezing import (
     freeze_discriminator_blocks,
     freeze_embeddings,
     freeze_encoder,
+    freeze_generator_blocks,
     layerwise_learning_rates,
 )
 from .naming import decoder_patterns, encoder_patterns, generator_patterns, matches, module_patterns
@@ -53,6 +54,7 @@ __all__ = [
     "freeze",
     "freeze_decoder_layers",
     "freeze_discriminator_blocks",
+    "freeze_generator_blocks",
     "freeze_embeddings",
     "freeze_encoder",
     "generator_patterns",

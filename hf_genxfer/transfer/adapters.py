@@ -154,11 +154,16 @@ def lora_config_for(
     alpha: int = 16,
     dropout: float = 0.0,
     modules: list[str] | None = None,
+    modules_to_save: list[str] | None = None,
 ) -> LoraConfig:
     """A `LoraConfig` adapting every layer of `target` that LoRA adapts exactly (see [`find_lora_targets`]).
 
     Seq2Seq models get `task_type=SEQ_2_SEQ_LM` (so `generate` and `AutoPeftModelForSeq2SeqLM` work); GANs get no
     task type (a plain `PeftModel`, whose forward passes `latents` and `class_labels` through).
+
+    `modules_to_save` (globs on module names) picks layers that train in full next to the adapter and are saved
+    with it (PEFT's `modules_to_save`), e.g. `["generator.class_embedding"]` for a GAN learning new classes: a
+    rank-r update cannot give new classes independent embedding rows. Those layers get no LoRA of their own.
 
     Example:
     ```python
@@ -168,8 +173,33 @@ def lora_config_for(
     ```
     """
     names, _ = find_lora_targets(model, target, modules)
+    saved = _modules_to_save(_base_model(model), modules_to_save)
+    names = [name for name in names if name not in saved]
+    if not names:
+        raise ValueError("`modules_to_save` covers every layer LoRA would adapt: leave some to the adapter.")
     task_type = TaskType.SEQ_2_SEQ_LM if is_encoder_decoder(_base_model(model)) else None
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, task_type=task_type)
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=names,
+        modules_to_save=saved or None,
+        task_type=task_type,
+    )
+
+
+def _modules_to_save(base: nn.Module, patterns: list[str] | None) -> list[str]:
+    """The module names matching `patterns` (whole modules, not their children), each pattern matching one at least."""
+    patterns = check_patterns(patterns, "modules_to_save")
+    if patterns is None:
+        return []
+    names = [name for name, _ in _candidate_layers(base) if name]
+    chosen = [name for name in names if matches(name, patterns)]
+    chosen = [name for name in chosen if not any(name.startswith(other + ".") for other in chosen)]
+    unused = unused_patterns(patterns, chosen)
+    if unused:
+        raise ValueError(f"`modules_to_save` pattern(s) {', '.join(map(repr, unused))} match no module of the model.")
+    return chosen
 
 
 def _untouched_parts_trainability(base: nn.Module, target_modules) -> dict[int, bool]:
@@ -273,11 +303,18 @@ def merged_copy(peft_model: PeftModel) -> nn.Module:
     """
     from peft.tuners.lora import LoraLayer
     from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+    from peft.utils import ModulesToSaveWrapper
 
     base = _base_model(peft_model)
     state = {}
     lora_prefixes = []
     for name, module in base.named_modules():
+        if isinstance(module, ModulesToSaveWrapper):  # a layer trained in full next to the adapter
+            lora_prefixes.append(name + ".")
+            active = module.active_adapters[0] if module.active_adapters else None
+            source = module.modules_to_save[active] if active in module.modules_to_save else module.original_module
+            state.update({f"{name}.{key}": value.detach().clone() for key, value in source.state_dict().items()})
+            continue
         if isinstance(module, TrainableTokensLayer):  # rows of new tokens trained next to LoRA
             # PEFT wraps the embedding (`shared`) in a module whose `token_adapter` this is: the merged weight is
             # the embedding's own.

@@ -101,6 +101,35 @@ def freeze_discriminator_blocks(model: nn.Module, num_blocks: int) -> list[str]:
     return [prefix + name for name in names]
 
 
+def freeze_generator_blocks(model: nn.Module, num_blocks: int) -> list[str]:
+    """Style-only adaptation: freeze what carries a generator's content, and train what carries its style.
+
+    Frozen: the class (and task) embeddings, the input mapping and the style mapping network (which character to
+    draw, and the latent's place among the source's samples) and the lowest `num_blocks` blocks, counted from the
+    4x4 one (the coarse layout). The later blocks with their modulations and the output layer, where a font's
+    strokes and serifs are drawn, stay trainable. With a multi-task generator's task heads, only the shared part
+    is counted.
+
+    Args:
+        model: a `GANModel` (returned names start with `generator.`) or a `GANGenerator`.
+        num_blocks: from 0 (only the embeddings and mappings) to the number of shared blocks.
+    """
+    generator = getattr(model, "generator", model)
+    if not all(hasattr(generator, name) for name in ("mapping", "blocks")):
+        raise TypeError(f"Expected a GANModel or GANGenerator, got {type(model).__name__}.")
+    prefix = "" if generator is model else "generator."
+    count = len(generator.blocks)
+    if not isinstance(num_blocks, int) or isinstance(num_blocks, bool) or not 0 <= num_blocks <= count:
+        raise ValueError(
+            f"`num_blocks` must be an integer from 0 to {count} (this generator has {count} blocks), got {num_blocks!r}."
+        )
+    names = ("class_embedding", "task_embedding", "mapping", "style_mapping")
+    modules = [getattr(generator, name) for name in names if hasattr(generator, name)]
+    modules += list(generator.blocks[:num_blocks])
+    names = _freeze_parameters(generator, [p for module in modules for p in module.parameters()])
+    return [prefix + name for name in names]
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Seq2Seq (BART, T5 and other transformers encoder-decoders, wrapped in a Seq2SeqModel or bare)
 

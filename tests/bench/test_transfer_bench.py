@@ -19,16 +19,25 @@ TINY = [
     "gan_digits.batch_size=8",
     "gan_digits.num_samples=32",
     "gan_digits.strategies=[source,scratch,full,lora+diffaugment]",
-    f"gan_glyphs.model={TINY_GAN % 62}",
+    "gan_digits.lora_sweep=[{lora_r: 2, lora_modules_to_save: [generator.class_embedding]}]",
+    f"gan_digits_reversed.model={TINY_GAN % 10}",
+    "gan_digits_reversed.source_steps=2",
+    "gan_digits_reversed.eval_steps=[2]",
+    "gan_digits_reversed.report_steps=[2]",
+    "gan_digits_reversed.batch_size=8",
+    "gan_digits_reversed.num_samples=32",
+    f"gan_glyphs.model={TINY_GAN[:-1] % 62}, style_mapping_layers: 1}}",
+    "gan_glyphs.style_frozen_blocks=1",
+    "gan_glyphs.cdc_batch_size=4",
     "gan_glyphs.source_fonts=[DejaVuSans,cmr10]",
     "gan_glyphs.source_samples_per_glyph=1",
-    "gan_glyphs.eval_samples_per_glyph=1",
+    "gan_glyphs.eval_samples_per_glyph=2",
     "gan_glyphs.source_steps=2",
     "gan_glyphs.eval_steps=[2]",
     "gan_glyphs.report_steps=[2]",
     "gan_glyphs.batch_size=8",
     "gan_glyphs.num_samples=62",
-    "gan_glyphs.strategies=[source,scratch,freezed]",
+    "gan_glyphs.strategies=[source,scratch,freezed,style+cdc]",
     f"seq2seq.model={TINY_BART}",
     "seq2seq.source_train_size=64",
     "seq2seq.high=1000",
@@ -72,6 +81,28 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
         final = strategy["final"]
         assert 0 <= final["unseen_style_accuracy"] <= 1 and final["fid_style"] >= 0 and "kid_style" in final
     assert report["gan_glyphs"]["num_unseen_characters"] == 52
+    for strategy in glyphs.values():  # diversity: the mean pairwise style distance within each character's samples
+        assert strategy["final"]["unseen_diversity"] >= 0 and strategy["final"]["seen_diversity"] >= 0
+    assert report["gan_glyphs"]["diversity_real_unseen"] > 0 and report["gan_glyphs"]["num_shots"] == 10
+    assert 0 <= report["gan_glyphs"]["source_content_accuracy"] <= 1
+    assert glyphs["style+cdc"]["generator_trainable_fraction"] < 1  # embeddings, mappings and block 0 frozen
+    # The LoRA sweep runs as more LoRA strategies, recorded with their settings.
+    (sweep,) = report["gan_digits"]["lora_sweep"]
+    assert sweep["settings"]["lora_r"] == 2 and sweep["final"]["fid"] >= 0
+    assert sweep["generator_trainable_fraction"] < digits["lora+diffaugment"]["generator_trainable_fraction"] + 0.05
+    reversed_digits = report["gan_digits_reversed"]
+    assert reversed_digits["source_classes"] == [5, 6, 7, 8, 9] and reversed_digits["target_classes"] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert list(reversed_digits["strategies"]) == ["source", "full", "lora"]
+    names = [t["name"] for t in report["targets"]]
+    assert any(n.startswith("gan_digits_reversed: lora final FID / full's") for n in names)
+    assert any("unseen-character content accuracy" in n for n in names)
+    assert any("own fonts" in n for n in names)
     seq2seq = report["seq2seq"]
     assert seq2seq["strategies"]["lora"]["trainable_fraction"] < 1
     assert {"exact_match", "chrf"} <= set(seq2seq["strategies"]["scratch"]["at_steps"]["2"])
@@ -83,7 +114,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     assert russian["strategies"]["lora"]["added_tokens"] > 10
     assert any(t["name"].startswith("seq2seq ru: best transfer") for t in report["targets"])
 
-    for name in ("gan_digits", "gan_glyphs", "seq2seq", "seq2seq_ru", "data_efficiency"):
+    for name in ("gan_digits", "gan_digits_reversed", "gan_glyphs", "seq2seq", "seq2seq_ru", "data_efficiency"):
         path = tmp_path / f"transfer_{name}.png"
         assert path.is_file() and os.path.getsize(path) > 0
     assert "targets" in capsys.readouterr().out
@@ -91,7 +122,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     # --resume (the shared job schedule): finished scenarios are reused; a changed field reruns its scenario only.
     assert main([*arguments, "--resume", "--set", "gan_digits.batch_size=4"]) == 0
     resumed = json.loads(out.read_text())
-    assert sorted(resumed["reused_jobs"]) == ["gan_glyphs", "seq2seq"]
+    assert sorted(resumed["reused_jobs"]) == ["gan_digits_reversed", "gan_glyphs", "seq2seq"]
     assert resumed["seq2seq"] == report["seq2seq"] and resumed["config"]["gan_digits"]["batch_size"] == 4
 
 

@@ -98,3 +98,24 @@ def test_load_image_dataset_knows_glyphs():
     row = with_image_transform(dataset, image_size=32, channels=1)[0]
     assert row["pixel_values"].shape == (1, 32, 32)
     assert -1.0 <= row["pixel_values"].min() and row["pixel_values"].max() <= 1.0
+
+
+def test_a_recipe_picks_fonts_and_renderings_of_the_built_in_glyphs():
+    from hf_genxfer.data.images import load_image_splits
+    from hf_genxfer.errors import DataError
+    from hf_genxfer.models.gan import GANConfig
+    from hf_genxfer.recipes import ImageDataRecipe
+
+    dataset = load_image_dataset("glyphs", fonts=["cmr10", "DejaVuSans"], renderings_per_glyph=2)
+    assert len(dataset) == 62 * 2 * 2 and sorted(set(dataset["font"])) == ["DejaVuSans", "cmr10"]
+    data = ImageDataRecipe(
+        dataset="glyphs", fonts=["cmr10"], renderings_per_glyph=2, classes=[0, 1], held_out_fraction=0.5
+    )
+    train, held_out = (
+        load_image_splits(data, GANConfig(image_size=16, num_classes=62))[k] for k in ("train", "held_out")
+    )
+    assert train[0].shape == (2, 1, 16, 16) and sorted(train[1].tolist()) == [0, 1] and len(held_out[0]) == 2
+    with pytest.raises(DataError, match="data.fonts has 'Comic Sans', which is not bundled: name fonts from cmb10"):
+        load_image_dataset("glyphs", fonts=["Comic Sans"])
+    with pytest.raises(DataError, match="apply to the built-in glyphs dataset, not 'digits'"):
+        load_image_dataset("digits", fonts=["cmr10"])

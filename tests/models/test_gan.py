@@ -71,10 +71,10 @@ def test_conditioning_mismatch_is_explained():
         unconditional(torch.randn(2, 8), class_labels=torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize("num_classes", [None, 4])
-def test_auto_round_trip_gives_identical_outputs(tmp_path, num_classes):
+@pytest.mark.parametrize("num_classes,style_mapping_layers", [(None, 0), (4, 0), (4, 2), (None, 1)])
+def test_auto_round_trip_gives_identical_outputs(tmp_path, num_classes, style_mapping_layers):
     torch.manual_seed(0)
-    model = GANModel(GANConfig(**TINY, num_classes=num_classes)).eval()
+    model = GANModel(GANConfig(**TINY, num_classes=num_classes, style_mapping_layers=style_mapping_layers)).eval()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     config = AutoConfig.from_pretrained(tmp_path)
@@ -127,10 +127,11 @@ def test_pipeline_class_labels_and_errors():
     assert unconditional(batch_size=2, output_type="pt").class_labels is None
 
 
-def test_peft_lora_reaches_every_generator_layer():
+@pytest.mark.parametrize("style_mapping_layers", [0, 2])
+def test_peft_lora_reaches_every_generator_layer(style_mapping_layers):
     from peft import LoraConfig, get_peft_model
 
-    model = GANModel(GANConfig(**TINY, num_classes=3))
+    model = GANModel(GANConfig(**TINY, num_classes=3, style_mapping_layers=style_mapping_layers))
     targets = [
         name
         for name, module in model.generator.named_modules()
@@ -221,3 +222,100 @@ def test_bf16_model_samples_in_its_own_dtype(tmp_path):
     # The same numbers as float32 latents, rounded: the draw itself does not depend on the dtype.
     full = GANModel.from_pretrained(tmp_path).generator.sample_latents(3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(latents, full.to(torch.bfloat16), rtol=0, atol=0)
+
+
+def _layer_outputs(generator, latents, labels) -> list[torch.Tensor]:
+    """The output of every generator layer (after its modulation), in order."""
+    outputs = []
+    hooks = [
+        block.register_forward_hook(lambda module, args, output: outputs.append(output)) for block in generator.blocks
+    ]
+    try:
+        generator(latents, class_labels=labels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def test_per_layer_conditioning_reaches_every_block():
+    """With a style mapping the class modulates every block: changing only the class label changes each block's
+    output beyond what its input change explains, and every modulation gets gradient."""
+    torch.manual_seed(0)
+    config = GANConfig(**{**TINY, "layers_per_block": 2}, num_classes=4, style_mapping_layers=2)
+    generator = GANModel(config).generator.eval()
+    assert [len(block.modulations) for block in generator.blocks] == [2] * len(generator.blocks)
+    latents = torch.randn(3, 8)
+    first, second = torch.zeros(3, dtype=torch.long), torch.full((3,), 2)
+    # Same input to a block, different classes: the block's own output differs only through the modulation.
+    hidden = generator.mapping_norm(
+        generator.mapping_activation(
+            generator.mapping(torch.cat([latents, generator.class_embedding(first)], dim=1)).reshape(3, -1, 4, 4)
+        )
+    )
+    style = {
+        int(c[0]): generator.style_mapping(torch.cat([_unit(latents), _unit(generator.class_embedding(c))], dim=1))
+        for c in (first, second)
+    }
+    for block in generator.blocks:
+        a, b = block(hidden, style[0]), block(hidden, style[2])
+        assert (a - b).abs().mean() > 1e-3 * a.abs().mean()
+        hidden = a
+    # Every modulation and the style mapping take part in the loss.
+    generator.train()
+    generator(latents, class_labels=second).images.square().mean().backward()
+    for name, parameter in generator.named_parameters():
+        if "modulations" in name or "style_mapping" in name:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    # An input-conditioned generator has neither.
+    plain = GANModel(GANConfig(**TINY, num_classes=4)).generator
+    assert not any("modulations" in n or "style_mapping" in n for n, _ in plain.named_parameters())
+
+
+def _unit(hidden):
+    return hidden * torch.rsqrt(hidden.pow(2).mean(1, keepdim=True) + 1e-8)
+
+
+def test_per_layer_conditioning_in_multitask_generators():
+    torch.manual_seed(0)
+    for fields in ({"shared_blocks": 1}, {}):
+        config = GANConfig(**TINY, num_classes=3, task_names=["a", "b"], style_mapping_layers=1, **fields)
+        model = GANModel(config).eval()
+        images = model(torch.randn(4, 8), class_labels=torch.tensor([0, 1, 2, 0]), task=["a", "b", "a", "b"]).images
+        assert images.shape == (4, 1, 16, 16)
+        heads = getattr(model.generator, "task_heads", None)
+        if heads is not None:  # the task heads' blocks are modulated too
+            assert all(hasattr(block, "modulations") for head in heads.values() for block in head.blocks)
+
+
+def test_per_layer_pipeline_round_trip(tmp_path):
+    from diffusers import DiffusionPipeline
+
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**TINY, num_classes=5, style_mapping_layers=2)).eval()
+    GANPipeline(generator_model=model.generator).save_pretrained(tmp_path)
+    loaded = DiffusionPipeline.from_pretrained(tmp_path)
+    assert isinstance(loaded, GANPipeline)
+    a = loaded(batch_size=4, class_labels=[0, 1, 2, 3], generator=torch.Generator().manual_seed(0), output_type="pt")
+    b = GANPipeline(generator_model=model.generator)(
+        batch_size=4, class_labels=[0, 1, 2, 3], generator=torch.Generator().manual_seed(0), output_type="pt"
+    )
+    torch.testing.assert_close(a.images, b.images, **AFTER_RELOAD)
+
+
+def test_auxiliary_classifier_scores_classes_beside_realness(tmp_path):
+    torch.manual_seed(0)
+    model = GANModel(GANConfig(**TINY, num_classes=5, auxiliary_classifier=True)).eval()
+    images = model(torch.randn(3, 8), class_labels=torch.tensor([0, 1, 4])).images
+    scored = model.discriminator(images, class_labels=torch.tensor([0, 1, 4]))
+    assert scored.logits.shape == (3,) and scored.class_logits.shape == (3, 5)
+    assert (
+        GANModel(GANConfig(**TINY, num_classes=5)).discriminator(images, torch.tensor([0, 1, 4])).class_logits is None
+    )
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(
+        loaded.discriminator(images, torch.tensor([0, 1, 4])).class_logits, scored.class_logits, **AFTER_RELOAD
+    )
+    with pytest.raises(ValueError, match="auxiliary_classifier needs a single-task class-conditional GAN"):
+        GANConfig(**TINY, auxiliary_classifier=True)

@@ -117,6 +117,49 @@ def test_hinge_loss_without_r1(gan_recipe_factory):
         assert entry["loss_d"] == pytest.approx(2 - entry["d_real"] + entry["d_fake"], abs=1e-5)
 
 
+def test_the_auxiliary_classifier_trains_both_sides_and_its_weight_matters(gan_recipe_factory):
+    """AC-GAN: the discriminator's class loss on real images and the generator's on its fakes are logged, and the
+    generator's update depends on their weight."""
+    weights = {}
+    for weight in (0.0, 1.0):
+        raw = gan_recipe_factory(name=f"aux{weight}", max_steps=3, log_every=1, auxiliary_class_weight=weight)
+        raw["model"]["auxiliary_classifier"] = True
+        train(validate_recipe(raw))
+        history = json.load(open(os.path.join(raw["output_dir"], "training_history.json")))
+        assert all(entry["class_d"] > 0 and entry["class_g"] > 0 for entry in history if "loss_d" in entry)
+        weights[weight] = _weights(raw["output_dir"])
+    assert "discriminator.class_head.weight" in weights[1.0]
+    moved = [
+        name
+        for name, tensor in weights[1.0].items()
+        if name.startswith("generator.") and not torch.allclose(tensor, weights[0.0][name], atol=1e-6)
+    ]
+    assert moved  # the class term changed the generator's steps
+
+
+def test_mode_seeking_pairs_latents_of_one_class(gan_recipe_factory, monkeypatch):
+    """MSGAN: the generator step draws pairs of latents with the same class and logs the term it adds."""
+    from hf_genxfer.models.gan import GANGenerator
+
+    calls = []
+    original = GANGenerator.forward
+
+    def spy(self, latents, class_labels=None, task=None, return_dict=True):
+        if self.training and torch.is_grad_enabled():  # the generator step (the D step draws under no_grad)
+            calls.append(class_labels.clone())
+        return original(self, latents, class_labels=class_labels, task=task, return_dict=return_dict)
+
+    monkeypatch.setattr(GANGenerator, "forward", spy)
+    raw = gan_recipe_factory(max_steps=2, log_every=1, mode_seeking_weight=1.0)
+    train(validate_recipe(raw))
+    assert len(calls) == 2
+    for labels in calls:
+        half = len(labels) // 2
+        assert torch.equal(labels[:half], labels[half : 2 * half])
+    history = json.load(open(os.path.join(raw["output_dir"], "training_history.json")))
+    assert all(entry["mode_seeking"] > 0 for entry in history if "loss_g" in entry)
+
+
 def test_the_progress_bar_follows_tqdm_disable(monkeypatch):
     from hf_genxfer.training.loop import _progress_disabled
 

@@ -52,6 +52,12 @@ GAN_STRATEGIES = {
     "full+l2sp": {"regularizer": "l2sp", "regularizer_weight": 0.1},
     "full+ewc": {"regularizer": "ewc", "regularizer_weight": 1.0, "fisher_batches": 2},
     "full+diffaugment": {"diffaugment": "color,translation,cutout"},
+    "style1": {"freeze_generator_blocks": 1},
+    "full+cdc": {"cdc_weight": 10.0, "cdc_batch_size": 4},
+    "lora_class_embedding": {
+        "strategy": "lora_class_embedding",
+        "lora": {"r": 2, "alpha": 4, "modules_to_save": ["generator.class_embedding"]},
+    },
 }
 
 
@@ -74,7 +80,14 @@ def test_gan_strategies(tmp_path, gan_source, strategy):
         frozen = [k for k in source if k.startswith(("discriminator.from_image.", "discriminator.blocks.0."))]
         assert frozen and all(torch.equal(source[k], target[k]) for k in frozen if "original" in k or "bias" in k)
         assert not torch.equal(source["discriminator.head.bias"], target["discriminator.head.bias"])
-    if strategy == "lora":
+    if strategy == "style1":  # content (embeddings, mapping, the 4x4 block) kept, the later blocks trained
+        content = ("generator.class_embedding.", "generator.mapping.", "generator.blocks.0.")
+        kept = [k for k in source if k.startswith(content)]
+        assert kept and all(torch.equal(source[k], target[k]) for k in kept)
+        assert not torch.equal(
+            source["generator.blocks.1.convs.0.weight"], target["generator.blocks.1.convs.0.weight"]
+        )
+    if strategy.startswith("lora"):
         assert os.path.isfile(os.path.join(out, "adapter", "adapter_model.safetensors"))
         assert report["trainable_parameters"] < report["total_parameters"]
         from peft import PeftModel

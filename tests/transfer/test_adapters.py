@@ -193,3 +193,36 @@ def test_seq2seq_encoder_only_adapters(seq2seq_factory):
     assert names and all(name.startswith("backbone.encoder.") and name[-2:] in (".q", ".v") for name in names)
     with pytest.raises(ValueError, match="'\\*.q_proj' match no layer"):
         find_lora_targets(model, "encoder", modules=["*.q", "*.q_proj"])
+
+
+def test_modules_to_save_train_the_class_embedding_in_full(tmp_path, gan_factory):
+    """New classes need embedding rows of their own: `modules_to_save` trains the class embedding in full next to the
+    LoRA layers, saves it in the adapter, and PEFT's loader and the merged copy reproduce the outputs."""
+    from hf_genxfer.transfer.adapters import merged_copy
+
+    model = gan_factory(num_classes=3, style_mapping_layers=1).eval()
+    config = lora_config_for(model, r=2, modules_to_save=["generator.class_embedding"])
+    assert "generator.class_embedding" not in config.target_modules
+    assert "generator.style_mapping.0" in config.target_modules
+    assert "generator.blocks.0.modulations.0" in config.target_modules
+    assert list(config.modules_to_save) == ["generator.class_embedding"]
+    peft_model = apply_lora(model, config)
+    trained = {n for n, p in peft_model.named_parameters() if p.requires_grad and "discriminator" not in n}
+    assert "base_model.model.generator.class_embedding.modules_to_save.default.weight" in trained
+    assert all("lora_" in n or "modules_to_save" in n for n in trained)
+    randomise_adapter(peft_model, "default")
+    with torch.no_grad():
+        peft_model.base_model.model.generator.class_embedding.modules_to_save["default"].weight.add_(1.0)
+    adapted = peft_model(latents(), class_labels=LABELS).images
+    peft_model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "adapter_model.safetensors")
+    assert any("class_embedding" in key for key in saved)
+
+    loaded = PeftModel.from_pretrained(gan_factory(num_classes=3, style_mapping_layers=1).eval(), tmp_path)
+    torch.testing.assert_close(loaded(latents(), class_labels=LABELS).images, adapted, rtol=1e-5, atol=1e-6)
+    merged = merged_copy(peft_model).eval()
+    assert not any("lora_" in n or "modules_to_save" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(merged(latents(), class_labels=LABELS).images, adapted, rtol=1e-4, atol=1e-5)
+
+    with pytest.raises(ValueError, match="`modules_to_save` pattern\\(s\\) 'generator.nothing' match no module"):
+        lora_config_for(gan_factory(num_classes=3), modules_to_save=["generator.nothing"])

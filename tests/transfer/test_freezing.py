@@ -10,6 +10,7 @@ from hf_genxfer.transfer import (
     freeze_discriminator_blocks,
     freeze_embeddings,
     freeze_encoder,
+    freeze_generator_blocks,
     layerwise_learning_rates,
 )
 
@@ -213,3 +214,25 @@ def test_count_parameters(gan_factory, seq2seq_factory):
     assert frozen and count_parameters(model) == (total - generator_size, total)
     bart = seq2seq_factory("bart")
     assert count_parameters(bart)[1] == sum(p.numel() for p in bart.parameters())  # tied embeddings counted once
+
+
+@pytest.mark.parametrize("style_mapping_layers", [0, 2])
+def test_freeze_generator_blocks_keeps_content_and_trains_style(gan_factory, style_mapping_layers):
+    model = gan_factory(num_classes=3, style_mapping_layers=style_mapping_layers, image_size=16)
+    frozen = freeze_generator_blocks(model, 1)
+    content = ["generator.class_embedding.", "generator.mapping.", "generator.blocks.0."]
+    if style_mapping_layers:
+        content.append("generator.style_mapping.")
+    assert sorted({name.rsplit(".", 2)[0] for name in frozen}) and all(
+        any(name.startswith(prefix) for prefix in content) for name in frozen
+    )
+    for name, parameter in model.generator.named_parameters():
+        expected_frozen = any(f"generator.{name}".startswith(prefix) for prefix in content)
+        assert parameter.requires_grad is not expected_frozen, name
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+    assert freeze_generator_blocks(gan_factory(), 0) == [
+        "generator.mapping.weight",
+        "generator.mapping.bias",
+    ]
+    with pytest.raises(ValueError, match="`num_blocks` must be an integer from 0 to 2"):
+        freeze_generator_blocks(gan_factory(), 3)

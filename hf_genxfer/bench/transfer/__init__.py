@@ -15,11 +15,17 @@ import time
 
 from ..core import JobSchedule, log, machine_info
 from .config import QUICK_OVERRIDES, TransferBenchConfig, resolve_config
-from .gan_jobs import run_gan_digits, run_gan_glyphs
+from .gan_jobs import run_gan_digits, run_gan_digits_reversed, run_gan_glyphs
 from .report import evaluate_targets, print_summary, write_plots
 from .seq2seq_jobs import run_seq2seq
 
-SCENARIOS = {"seq2seq": run_seq2seq, "gan_digits": run_gan_digits, "gan_glyphs": run_gan_glyphs}
+# In the order the schedule starts them: the longest first.
+SCENARIOS = {
+    "seq2seq": run_seq2seq,
+    "gan_glyphs": run_gan_glyphs,
+    "gan_digits": run_gan_digits,
+    "gan_digits_reversed": run_gan_digits_reversed,
+}
 
 
 def scenario_job(scenario: str, section, work: str) -> dict:

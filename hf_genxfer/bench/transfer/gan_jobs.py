@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -17,8 +18,8 @@ from ..core import (
 
 
 def _gan_transfer(strategy: str, section) -> dict:
-    """A GAN strategy name (e.g. "lora+diffaugment") -> the recipe's `transfer` section."""
-    base, _, extra = strategy.partition("+")
+    """A GAN strategy name (e.g. "lora+diffaugment", "style+cdc") -> the recipe's `transfer` section."""
+    base, *extras = strategy.split("+")
     transfer: dict = {"strategy": strategy}
     if base != "freezed" and section.fresh_discriminator:
         transfer["fresh_discriminator"] = True
@@ -26,11 +27,18 @@ def _gan_transfer(strategy: str, section) -> dict:
         transfer["freeze_discriminator_blocks"] = section.freeze_discriminator_blocks
     elif base == "lora":
         transfer["lora"] = {"r": section.lora_r, "alpha": section.lora_alpha, "target": "generator"}
+        if section.lora_modules_to_save:
+            transfer["lora"]["modules_to_save"] = list(section.lora_modules_to_save)
     elif base in ("l2sp", "ewc"):
         transfer["regularizer"] = base
         transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
-    if extra == "diffaugment":
+    elif base == "style":
+        transfer["freeze_generator_blocks"] = section.style_frozen_blocks
+    if "diffaugment" in extras:
         transfer["diffaugment"] = section.diffaugment
+    if "cdc" in extras:
+        transfer["cdc_weight"] = section.cdc_weight
+        transfer["cdc_batch_size"] = section.cdc_batch_size
     return transfer
 
 
@@ -45,10 +53,11 @@ def _gan_recipe(output_dir: str, section, data: dict, max_steps: int, resume: bo
         "training": training_section(
             max_steps,
             section.batch_size,
-            section.learning_rate,
+            kw.pop("learning_rate", section.learning_rate),
             resume,
             ema_decay=kw.pop("ema_decay", section.ema_decay),
             sample_every=0,
+            mode_seeking_weight=getattr(section, "mode_seeking_weight", 0.0),
         ),
         # The loop's own final evaluation is kept small: the bench scores every segment itself, the same way for all.
         "evaluation": {"num_samples": 64, "feature_network": kw.pop("feature_network")},
@@ -81,7 +90,7 @@ def _generator_trainable(raw: dict) -> dict:
 
 
 def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_data: dict, score, feature_network):
-    """Every strategy of a GAN scenario: scored by `score(generator)` at each of `section.eval_steps`."""
+    """Every strategy of a GAN scenario, then its LoRA sweep: scored by `score(generator)` at each of `eval_steps`."""
     from ...models.gan import GANModel
 
     results = {}
@@ -101,49 +110,69 @@ def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_d
             }
             log(f"{name} {strategy}: FID {scores['fid']:.2f}")
             continue
-        output_dir = os.path.join(work, strategy.replace("+", "_"))
-        shutil.rmtree(output_dir, ignore_errors=True)
-        init_from = "scratch" if strategy == "scratch" else source_dir
-        transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
-        rates = {}
-        if strategy.startswith("lora") and section.lora_learning_rate is not None:
-            rates = {"learning_rate": section.lora_learning_rate, "discriminator_learning_rate": section.learning_rate}
-        curve, wall, train_seconds = [], 0.0, 0.0
-        for index, steps in enumerate(section.eval_steps):
-            raw = _gan_recipe(
-                output_dir,
-                section,
-                target_data,
-                steps,
-                resume=index > 0,
-                init_from=init_from,
-                transfer=transfer,
-                feature_network=feature_network,
-            )
-            raw["training"].update(rates)
-            metrics, seconds = train_recipe(raw)
-            started = time.perf_counter()
-            scores = score(GANModel.from_pretrained(output_dir).generator)
-            wall += seconds + time.perf_counter() - started
-            train_seconds = metrics.get("train_seconds", 0.0) + train_seconds
-            curve.append({"step": steps, **scores, "wall_seconds": round(wall, 1)})
-        parameters = _generator_trainable(raw)
-        results[strategy] = {
-            "curve": curve,
-            "at_steps": {str(p["step"]): p for p in curve if p["step"] in section.report_steps},
-            "final": curve[-1],
-            "steps": section.eval_steps[-1],
-            "wall_seconds": round(wall, 1),
-            "train_seconds": round(train_seconds, 1),
-            **parameters,
-        }
-        log(
-            f"{name} {strategy}: FID "
-            + ", ".join(f"{p['step']}: {p['fid']:.2f}" for p in curve)
-            + f" ({wall:.0f} s, G trainable {parameters['generator_trainable_fraction']:.1%})"
+        results[strategy] = _run_gan_strategy(
+            name, strategy, strategy, section, work, source_dir, target_data, score, feature_network
         )
     _add_steps_to_scratch(results, "fid")
-    return results
+    sweep = []
+    for index, entry in enumerate(section.lora_sweep):
+        varied = dataclasses.replace(section, **entry)
+        result = _run_gan_strategy(
+            name, f"lora_sweep{index}", "lora", varied, work, source_dir, target_data, score, feature_network
+        )
+        sweep.append({"settings": dict(entry), **result})
+    return results, sweep
+
+
+def _run_gan_strategy(
+    name: str, label: str, strategy: str, section, work, source_dir, target_data, score, feature_network
+) -> dict:
+    """One strategy trained in segments up to each of `section.eval_steps`, scored after each."""
+    from ...models.gan import GANModel
+
+    output_dir = os.path.join(work, label.replace("+", "_"))
+    shutil.rmtree(output_dir, ignore_errors=True)
+    init_from = "scratch" if strategy == "scratch" else source_dir
+    transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
+    rates = {}
+    if strategy.startswith("lora"):
+        if section.lora_learning_rate is not None:
+            rates["learning_rate"] = section.lora_learning_rate
+        rates["discriminator_learning_rate"] = section.discriminator_learning_rate or section.learning_rate
+    curve, wall, train_seconds = [], 0.0, 0.0
+    for index, steps in enumerate(section.eval_steps):
+        raw = _gan_recipe(
+            output_dir,
+            section,
+            target_data,
+            steps,
+            resume=index > 0,
+            init_from=init_from,
+            transfer=transfer,
+            feature_network=feature_network,
+        )
+        raw["training"].update(rates)
+        metrics, seconds = train_recipe(raw)
+        started = time.perf_counter()
+        scores = score(GANModel.from_pretrained(output_dir).generator)
+        wall += seconds + time.perf_counter() - started
+        train_seconds = metrics.get("train_seconds", 0.0) + train_seconds
+        curve.append({"step": steps, **scores, "wall_seconds": round(wall, 1)})
+    parameters = _generator_trainable(raw)
+    log(
+        f"{name} {label}: FID "
+        + ", ".join(f"{p['step']}: {p['fid']:.2f}" for p in curve)
+        + f" ({wall:.0f} s, G trainable {parameters['generator_trainable_fraction']:.1%})"
+    )
+    return {
+        "curve": curve,
+        "at_steps": {str(p["step"]): p for p in curve if p["step"] in section.report_steps},
+        "final": curve[-1],
+        "steps": section.eval_steps[-1],
+        "wall_seconds": round(wall, 1),
+        "train_seconds": round(train_seconds, 1),
+        **parameters,
+    }
 
 
 def _add_steps_to_scratch(results: dict, key: str) -> None:
@@ -160,22 +189,23 @@ def _add_steps_to_scratch(results: dict, key: str) -> None:
 
 def _score_fields(scores: dict) -> dict:
     keep = ("fid", "kid", "kid_std", "num_generated", "num_real", "unseen_accuracy", "seen_accuracy")
-    keep += ("fid_style", "kid_style", "unseen_style_accuracy")
+    keep += ("fid_style", "kid_style", "unseen_style_accuracy", "seen_style_accuracy")
+    keep += ("unseen_diversity", "seen_diversity")
     return {k: scores[k] for k in keep if k in scores}
 
 
-def run_gan_digits(section, work: str) -> dict:
+def run_gan_digits(section, work: str, name: str = "gan_digits") -> dict:
     """New classes: source = `source_classes` (all their images), target = `target_classes` x `target_shots`."""
     from ...data.images import load_image_splits
     from ...evaluation.image_scores import score_generator
     from ...models.gan import GANConfig
     from ...recipes import ImageDataRecipe
 
-    work = os.path.join(work, "gan_digits")
+    work = os.path.join(work, name)
     source_dir = os.path.join(work, "source")
     shutil.rmtree(source_dir, ignore_errors=True)
     source_data = {"dataset": "digits", "classes": section.source_classes, "held_out_fraction": 0.2, "seed": 0}
-    log("gan_digits: pretraining the source GAN")
+    log(f"{name}: pretraining the source GAN on digits {section.source_classes}")
     source_metrics, source_seconds = train_recipe(
         _gan_recipe(
             source_dir,
@@ -204,10 +234,10 @@ def run_gan_digits(section, work: str) -> dict:
         )
         return _score_fields(scores)
 
-    strategies = _run_gan_strategies(
-        "gan_digits", section, work, source_dir, target_data, score, feature_network="digits"
-    )
+    strategies, sweep = _run_gan_strategies(name, section, work, source_dir, target_data, score, "digits")
     return {
+        "source_classes": section.source_classes,
+        "target_classes": section.target_classes,
         "source_training": {
             "steps": section.source_steps,
             "wall_seconds": round(source_seconds, 1),
@@ -216,7 +246,13 @@ def run_gan_digits(section, work: str) -> dict:
         "num_target_train_images": len(section.target_classes) * section.target_shots,
         "num_held_out_images": len(held_out_images),
         "strategies": strategies,
+        "lora_sweep": sweep,
     }
+
+
+def run_gan_digits_reversed(section, work: str) -> dict:
+    """The digits scenario with its own (by default reversed) classes, as a scenario of its own."""
+    return run_gan_digits(section, work, name="gan_digits_reversed")
 
 
 def _write_imagefolder(dataset, folder: str) -> None:
@@ -232,9 +268,12 @@ def run_gan_glyphs(section, work: str) -> dict:
     import torch
 
     from ...data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
-    from ...data.images import images_to_tensor
+    from ...data.images import images_to_tensor, load_image_splits
     from ...evaluation.accuracy import classifier_accuracy, style_accuracy
+    from ...evaluation.diversity import set_diversity, within_class_diversity
     from ...evaluation.image_scores import generate_images, score_generator_in_spaces
+    from ...models.gan import GANConfig, GANModel
+    from ...recipes import ImageDataRecipe
 
     fonts = available_glyph_fonts()
     if section.target_font not in fonts:
@@ -269,19 +308,21 @@ def run_gan_glyphs(section, work: str) -> dict:
 
     def score(generator):
         # Content: FID/KID in the glyph (character) classifier's features and its accuracy on the generated glyphs;
-        # style: FID/KID in the font classifier's features and how often it names the target font.
+        # style: FID/KID in the font classifier's features and how often it names the target font; diversity: the
+        # mean pairwise style-feature distance among each character's samples (0 when a character is memorised).
         spaces = score_generator_in_spaces(
             generator, eval_images, eval_labels, section.num_samples, ["glyphs", "fonts"], seed=section.seed
         )
         scores = _score_fields(spaces["glyphs"])
         scores["fid_style"], scores["kid_style"] = spaces["fonts"]["fid"], spaces["fonts"]["kid"]
-        for key, labels in (("unseen_accuracy", unseen), ("seen_accuracy", seen)):
+        for key, labels in (("unseen", unseen), ("seen", seen)):
             labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
             images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
-            scores[key] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
-            if key == "unseen_accuracy":
-                styled = style_accuracy(images, section.target_font, section.style_candidate_fonts, "fonts")
-                scores["unseen_style_accuracy"] = styled["accuracy"]
+            scores[f"{key}_accuracy"] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
+            styled = style_accuracy(images, section.target_font, section.style_candidate_fonts, "fonts")
+            scores[f"{key}_style_accuracy"] = styled["accuracy"]
+            if section.eval_samples_per_glyph >= 2:  # pairs within a character
+                scores[f"{key}_diversity"] = within_class_diversity(images, labels, "fonts")["diversity"]
         return scores
 
     source_dir = os.path.join(work, "source")
@@ -298,8 +339,15 @@ def run_gan_glyphs(section, work: str) -> dict:
             resume=False,
             feature_network="glyphs",
             ema_decay=0.999,
+            learning_rate=section.source_learning_rate or section.learning_rate,
         )
     )
+    # The source's own content accuracy: every character, drawn from its latents (in whatever source font), read
+    # by the glyph classifier.
+    all_labels = torch.arange(len(GLYPH_CHARACTERS)).repeat(section.eval_samples_per_glyph)
+    source_images = generate_images(GANModel.from_pretrained(source_dir).generator, len(all_labels), all_labels, 2)
+    source_content_accuracy = classifier_accuracy(source_images, all_labels, "glyphs")["accuracy"]
+    log(f"gan_glyphs: source content accuracy on its own fonts {source_content_accuracy:.1%}")
     target_data = {
         "dataset": target_folder,
         "classes": seen,
@@ -307,11 +355,22 @@ def run_gan_glyphs(section, work: str) -> dict:
         "held_out_fraction": 0.5,
         "seed": 0,
     }
-    strategies = _run_gan_strategies(
-        "gan_glyphs", section, work, source_dir, target_data, score, feature_network="glyphs"
-    )
+    strategies, sweep = _run_gan_strategies("gan_glyphs", section, work, source_dir, target_data, score, "glyphs")
+    # What the diversity figures compare with: the real renderings of each unseen character (jitter only, one
+    # font) and the shots themselves (one image per seen character).
+    unseen_rows = torch.isin(eval_labels, torch.as_tensor(unseen))
+    shots = load_image_splits(ImageDataRecipe(**target_data), GANConfig(**section.model))["train"][0]
     return {
+        "image_size": size,
+        "diversity_real_unseen": (
+            within_class_diversity(eval_images[unseen_rows], eval_labels[unseen_rows], "fonts")["diversity"]
+            if section.eval_samples_per_glyph >= 2
+            else None
+        ),
+        "diversity_shots": set_diversity(shots, "fonts")["diversity"],
+        "num_shots": len(shots),
         "source_training": {"steps": section.source_steps, "wall_seconds": round(source_seconds, 1)},
+        "source_content_accuracy": source_content_accuracy,
         "source_fonts": source_fonts,
         "target_font": section.target_font,
         "target_characters": section.target_characters,
@@ -319,4 +378,5 @@ def run_gan_glyphs(section, work: str) -> dict:
         "num_held_out_images": len(eval_images),
         "num_unseen_characters": len(unseen),
         "strategies": strategies,
+        "lora_sweep": sweep,
     }

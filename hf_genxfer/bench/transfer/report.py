@@ -17,12 +17,17 @@ def transfer_names(strategies: dict) -> list[str]:
 def evaluate_targets(results: dict, config: TransferBenchConfig) -> list[dict]:
     """The issue's acceptance targets, each with its measured value, threshold and whether it was met."""
     targets = []
-    for scenario, ratio_300 in (("gan_digits", 0.7), ("gan_glyphs", 0.5)):
+    for scenario, ratio_300 in (("gan_digits", 0.7), ("gan_glyphs", 0.5), ("gan_digits_reversed", None)):
         if scenario not in results:
             continue
         strategies, section = results[scenario]["strategies"], getattr(config, scenario)
         transfers = transfer_names(strategies)
         if not transfers:
+            continue
+        if scenario == "gan_glyphs":
+            targets += _glyph_targets(results[scenario])
+        if ratio_300 is None:  # the reversed digits split: LoRA against full fine-tuning only
+            targets += _lora_targets(scenario, strategies)
             continue
         best = min(transfers, key=lambda s: strategies[s]["final"]["fid"])
         best_fid = strategies[best]["final"]["fid"]
@@ -48,21 +53,7 @@ def evaluate_targets(results: dict, config: TransferBenchConfig) -> list[dict]:
                     ratio <= ratio_300,
                 )
             )
-        if "lora" in strategies and "full" in strategies:
-            ratio = strategies["lora"]["final"]["fid"] / strategies["full"]["final"]["fid"]
-            targets.append(
-                target_row(f"{scenario}: LoRA final FID / full fine-tuning's", round(ratio, 3), "<= 1.3", ratio <= 1.3)
-            )
-            fraction = strategies["lora"]["generator_trainable_fraction"]
-            targets.append(
-                target_row(
-                    f"{scenario}: LoRA trainable fraction of the generator (the adapted network; "
-                    f"whole GAN: {strategies['lora']['trainable_fraction']:.1%}, the discriminator trains fully)",
-                    round(fraction, 4),
-                    "<= 0.10",
-                    fraction <= 0.10,
-                )
-            )
+        targets += _lora_targets(scenario, strategies)
         if scenario == "gan_glyphs" and "source" in strategies:
             source_accuracy = strategies["source"]["final"]["unseen_accuracy"]
             gap = (source_accuracy - strategies[best]["final"]["unseen_accuracy"]) * 100
@@ -135,6 +126,77 @@ def evaluate_targets(results: dict, config: TransferBenchConfig) -> list[dict]:
     return targets
 
 
+def _lora_targets(scenario: str, strategies: dict) -> list[dict]:
+    """LoRA's final FID against full fine-tuning's, with its trainable share of the generator."""
+    lora = next((s for s in ("lora", "lora+diffaugment") if s in strategies), None)
+    full = next((s for s in ("full", "full+diffaugment") if s in strategies), None)
+    if lora is None or full is None or lora.partition("+")[2] != full.partition("+")[2]:
+        return []
+    ratio = strategies[lora]["final"]["fid"] / strategies[full]["final"]["fid"]
+    fraction = strategies[lora]["generator_trainable_fraction"]
+    return [
+        target_row(f"{scenario}: {lora} final FID / {full}'s", round(ratio, 3), "<= 1.3", ratio <= 1.3),
+        target_row(
+            f"{scenario}: {lora} trainable fraction of the generator (the adapted network; "
+            f"whole GAN: {strategies[lora]['trainable_fraction']:.1%}, the discriminator trains fully)",
+            round(fraction, 4),
+            "<= 0.10",
+            fraction <= 0.10,
+        ),
+    ]
+
+
+def _glyph_targets(result: dict) -> list[dict]:
+    """Few-shot font generation's targets: content kept, style moved, style FID below source and half of scratch."""
+    strategies = result["strategies"]
+    transfers = [s for s in transfer_names(strategies) if "fid_style" in strategies[s]["final"]]
+    if not transfers:
+        return []
+    best = min(transfers, key=lambda s: strategies[s]["final"]["fid_style"])
+    final = strategies[best]["final"]
+    rows = [
+        target_row(
+            f"gan_glyphs: best transfer by style FID ({best}), unseen-character content accuracy",
+            round(final["unseen_accuracy"], 3),
+            ">= 0.70",
+            final["unseen_accuracy"] >= 0.70,
+        )
+    ]
+    if "source" in strategies:
+        source = strategies["source"]["final"]
+        gain = (final["unseen_style_accuracy"] - source["unseen_style_accuracy"]) * 100
+        rows.append(
+            target_row(
+                f"gan_glyphs: {best} unseen style accuracy minus the unadapted source's, points",
+                round(gain, 1),
+                ">= 30",
+                gain >= 30,
+            )
+        )
+        rows.append(
+            target_row(
+                f"gan_glyphs: {best} style FID / the unadapted source's",
+                round(final["fid_style"] / source["fid_style"], 3),
+                "< 1",
+                final["fid_style"] < source["fid_style"],
+            )
+        )
+    if "scratch" in strategies:
+        ratio = final["fid_style"] / strategies["scratch"]["final"]["fid_style"]
+        rows.append(target_row(f"gan_glyphs: {best} style FID / scratch's", round(ratio, 3), "<= 0.5", ratio <= 0.5))
+    own = result.get("source_content_accuracy")
+    if own is not None:
+        rows.append(
+            target_row(
+                "gan_glyphs: source model's content accuracy on its own fonts (all 62 characters)",
+                round(own, 3),
+                ">= 0.95",
+                own >= 0.95,
+            )
+        )
+    return rows
+
+
 def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str]:
     """Quality against steps per scenario, and the Seq2Seq data-efficiency curve; returns the PNG paths."""
     import matplotlib
@@ -143,7 +205,7 @@ def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str
     import matplotlib.pyplot as plt
 
     paths = []
-    for scenario in ("gan_digits", "gan_glyphs"):
+    for scenario in ("gan_digits", "gan_digits_reversed", "gan_glyphs"):
         if scenario not in results:
             continue
         figure, axis = plt.subplots(figsize=(7, 4.5))
@@ -220,7 +282,8 @@ def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str
 
 def print_summary(report: dict) -> None:
     """The results table and the targets, as the bench's closing printout."""
-    sections = [(name, report[name]) for name in ("gan_digits", "gan_glyphs", "seq2seq") if name in report]
+    names = ("gan_digits", "gan_digits_reversed", "gan_glyphs", "seq2seq")
+    sections = [(name, report[name]) for name in names if name in report]
     if "seq2seq" in report and report["seq2seq"].get("second_target"):
         second = report["seq2seq"]["second_target"]
         sections.append((f"seq2seq {second['language']}", second))
@@ -238,9 +301,16 @@ def print_summary(report: dict) -> None:
                         cell += f" acc {scores['unseen_accuracy']:.0%}"
                     if "unseen_style_accuracy" in scores:
                         cell += f" style FID {scores['fid_style']:.2f} acc {scores['unseen_style_accuracy']:.0%}"
+                    if "unseen_diversity" in scores:
+                        cell += f" div {scores['unseen_diversity']:.2f}"
                     cells.append(cell)
             fraction = result.get("generator_trainable_fraction", result["trainable_fraction"])
             print(f"  {strategy:22s} {' | '.join(cells)} | trainable {fraction:6.1%} | {result['wall_seconds']:.0f} s")
+        for entry in section.get("lora_sweep", []):
+            curve = ", ".join(f"{p['step']}: {p['fid']:.2f}" for p in entry["curve"])
+            print(
+                f"  LoRA sweep {entry['settings']}: FID {curve} | G trainable {entry['generator_trainable_fraction']:.1%}"
+            )
     print("\ntargets")
     for target in report["targets"]:
         mark = "met " if target["met"] else "MISS"

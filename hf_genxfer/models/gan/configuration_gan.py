@@ -39,6 +39,19 @@ class GANConfig(PreTrainedConfig):
             Number of classes for a class-conditional GAN (from 2 to 10000); `None` for an unconditional one.
         class_embedding_size (`int`, *optional*, defaults to 32):
             Size of the class embedding concatenated to the generator's latent, from 1 to 1024.
+        style_mapping_layers (`int`, *optional*, defaults to 0):
+            Per-layer conditioning: with `k > 0`, a mapping network of `k` Linear + LeakyReLU layers turns the latent
+            (with the class and task embeddings) into a style vector that modulates every generator layer (a
+            per-channel scale and shift after each layer's PixelNorm: class-conditional normalisation, as in
+            StyleGAN's AdaIN), so the class reaches every block and not only the input. 0 (the default) conditions
+            at the input only. From 0 to 8.
+        style_size (`int`, *optional*, defaults to 128):
+            Size of the style vector of the mapping network (`style_mapping_layers > 0`), from 1 to 1024.
+        auxiliary_classifier (`bool`, *optional*, defaults to `False`):
+            Class-conditional only: the discriminator also has a classifier head (AC-GAN, Odena et al. 2017) trained
+            on the real images' classes, and the generator is trained to have its images classified as the classes
+            it was asked for (weighted by the recipe's `training.auxiliary_class_weight`). With many classes (the 62
+            glyphs) this teaches the generator which character to draw much faster than the projection alone.
         adversarial_loss (`str`, *optional*, defaults to `"non_saturating"`):
             The adversarial loss, one of `"non_saturating"` or `"hinge"`.
         minibatch_std (`bool`, *optional*, defaults to `True`):
@@ -73,6 +86,9 @@ class GANConfig(PreTrainedConfig):
     layers_per_block: int = 2
     num_classes: int | None = None
     class_embedding_size: int = 32
+    style_mapping_layers: int = 0
+    style_size: int = 128
+    auxiliary_classifier: bool = False
     adversarial_loss: str = "non_saturating"
     minibatch_std: bool = True
     negative_slope: float | int = 0.2
@@ -98,6 +114,8 @@ class GANConfig(PreTrainedConfig):
         if self.num_classes is not None:
             _check_int("num_classes", self.num_classes, 2, 10000)
         _check_int("class_embedding_size", self.class_embedding_size, 1, 1024)
+        _check_int("style_mapping_layers", self.style_mapping_layers, 0, 8)
+        _check_int("style_size", self.style_size, 1, 1024)
         if self.adversarial_loss not in ADVERSARIAL_LOSSES:
             raise ValueError(
                 f"GANConfig.adversarial_loss must be one of {', '.join(ADVERSARIAL_LOSSES)}, "
@@ -107,6 +125,11 @@ class GANConfig(PreTrainedConfig):
             raise ValueError(f"GANConfig.negative_slope must be a number from 0 to 1, got {self.negative_slope!r}.")
         self.negative_slope = float(self.negative_slope)
 
+        if self.auxiliary_classifier and (self.num_classes is None or self.task_names is not None):
+            raise ValueError(
+                "GANConfig.auxiliary_classifier needs a single-task class-conditional GAN (num_classes set, no "
+                "task_names): set num_classes, or drop auxiliary_classifier."
+            )
         num_blocks = int(math.log2(self.image_size)) - 1
         if self.task_names is not None:
             names = self.task_names

@@ -34,34 +34,71 @@ class GANDiscriminatorOutput(ModelOutput):
     Args:
         logits (`torch.FloatTensor` of shape `(batch_size,)`):
             Realness scores (before any sigmoid).
+        class_logits (`torch.FloatTensor` of shape `(batch_size, num_classes)`, *optional*):
+            The auxiliary classifier's class scores (`config.auxiliary_classifier`), else None.
     """
 
     logits: torch.FloatTensor | None = None
+    class_logits: torch.FloatTensor | None = None
 
 
 class GANPixelNorm(nn.Module):
     """Normalises each pixel's feature vector to unit length (ProGAN): no statistics, so eval equals train."""
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden * torch.rsqrt(hidden.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+        return _unit_second_moment(hidden)
+
+
+def _unit_second_moment(hidden: torch.Tensor) -> torch.Tensor:
+    """Scales each row (each pixel's feature vector) to unit mean square along dim 1."""
+    return hidden * torch.rsqrt(hidden.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class GANModulation(nn.Linear):
+    """
+    Style vector -> one generator layer's per-channel `(scale, shift)`, applied after its PixelNorm as
+    `hidden * (1 + scale) + shift` (class-conditional normalisation). A plain Linear, so LoRA adapts it; initialised
+    small, so a new generator starts close to the unmodulated one.
+    """
+
+    def __init__(self, style_size: int, channels: int):
+        super().__init__(style_size, 2 * channels)
 
 
 class GANGeneratorBlock(nn.Module):
-    """Optional 2x nearest upsampling, then Conv2d + LeakyReLU + PixelNorm layers."""
+    """Optional 2x nearest upsampling, then Conv2d + LeakyReLU + PixelNorm layers, each modulated by the style vector
+    when the generator has a style mapping (`config.style_mapping_layers > 0`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, num_layers: int, upsample: bool, negative_slope: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        num_layers: int,
+        upsample: bool,
+        negative_slope: float,
+        style_size: int | None = None,
+    ):
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest") if upsample else nn.Identity()
         self.convs = nn.ModuleList(
             nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1) for i in range(num_layers)
         )
+        if style_size is not None:
+            self.modulations = nn.ModuleList(GANModulation(style_size, out_channels) for _ in range(num_layers))
         self.activation = nn.LeakyReLU(negative_slope)
         self.norm = GANPixelNorm()
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.upsample(hidden)  # (B, C, H, W) -> (B, C, 2H, 2W) when upsampling
-        for conv in self.convs:
+        modulations = getattr(self, "modulations", None)
+        for index, conv in enumerate(self.convs):
             hidden = self.norm(self.activation(conv(hidden)))
+            if modulations is not None:
+                # Called as a module (not through a helper method) so that a LoRA wrapper around it takes part.
+                scale, shift = modulations[index](style)[:, :, None, None].chunk(
+                    2, dim=1
+                )  # (B, 2C) -> 2 x (B, C, 1, 1)
+                hidden = hidden * (1 + scale) + shift
         return hidden
 
 
@@ -156,7 +193,10 @@ class GANPreTrainedModel(PreTrainedModel):
         # A spectral-normed layer keeps its trainable weight under parametrizations.weight.original.
         weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
         was_loaded = getattr(weight, "_is_hf_initialized", False)  # from_pretrained: init leaves loaded tensors be
-        if isinstance(module, nn.Embedding):
+        if isinstance(module, GANModulation):  # scale and shift start near zero: near the unmodulated generator
+            init.normal_(weight, mean=0.0, std=0.1 / module.in_features**0.5)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
             init.normal_(weight, mean=0.0, std=1.0)
         else:
             init.kaiming_normal_(weight, a=slope, nonlinearity="leaky_relu")
@@ -197,16 +237,21 @@ class GANGeneratorHead(nn.Module):
         self.blocks = nn.ModuleList(_generator_block(config, i) for i in range(first_block, len(widths)))
         self.to_image = nn.Conv2d(widths[-1], config.image_channels, 1)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         for block in self.blocks:
-            hidden = block(hidden)
+            hidden = block(hidden, style)
         return torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
 
 
 def _generator_block(config: GANConfig, index: int) -> GANGeneratorBlock:
     widths = config.block_widths
     return GANGeneratorBlock(
-        widths[max(index - 1, 0)], widths[index], config.layers_per_block, index > 0, config.negative_slope
+        widths[max(index - 1, 0)],
+        widths[index],
+        config.layers_per_block,
+        index > 0,
+        config.negative_slope,
+        style_size=config.style_size if config.style_mapping_layers else None,
     )
 
 
@@ -217,6 +262,10 @@ class GANGenerator(GANPreTrainedModel):
     Multi-task (`config.task_names`): the mapping and the first `config.shared_blocks` blocks are shared, and each
     task has its own head (late blocks + output layer) in `task_heads`; with `shared_blocks=None` everything is
     shared and a task embedding joins the latent.
+
+    Per-layer conditioning (`config.style_mapping_layers > 0`): `style_mapping` maps the latent, class and task
+    embeddings (each scaled to unit mean square) to a style vector, and every block's layers are modulated by it
+    (`GANModulation`), so the class and the latent reach every resolution.
     """
 
     def __init__(self, config: GANConfig):
@@ -231,6 +280,14 @@ class GANGenerator(GANPreTrainedModel):
             mapping_in += config.task_embedding_size
         self.mapping = nn.Linear(mapping_in, widths[0] * 4 * 4)
         self.mapping_activation = nn.LeakyReLU(config.negative_slope)
+        if config.style_mapping_layers:
+            layers = []
+            for index in range(config.style_mapping_layers):
+                layers += [
+                    nn.Linear(mapping_in if index == 0 else config.style_size, config.style_size),
+                    nn.LeakyReLU(config.negative_slope),
+                ]
+            self.style_mapping = nn.Sequential(*layers)
         self.mapping_norm = GANPixelNorm()
         shared = config.num_shared_blocks
         self.blocks = nn.ModuleList(_generator_block(config, i) for i in range(shared))
@@ -258,23 +315,28 @@ class GANGenerator(GANPreTrainedModel):
         return_dict: bool = True,
     ) -> GANGeneratorOutput | tuple:
         task_ids = self.task_ids(task, latents.shape[0])
+        parts = [latents]
         if self.config.num_classes is not None:
             if class_labels is None:
                 raise ValueError(
                     f"This generator is class-conditional ({self.config.num_classes} classes): pass class_labels."
                 )
-            latents = torch.cat([latents, self.class_embedding(class_labels)], dim=1)  # (B, Z) -> (B, Z+E)
+            parts.append(self.class_embedding(class_labels))  # (B, E)
         elif class_labels is not None:
             raise ValueError("This generator is unconditional (config.num_classes is None): drop class_labels.")
         if self.config.task_conditioned:
-            latents = torch.cat([latents, self.task_embedding(task_ids)], dim=1)  # (B, Z') -> (B, Z'+T)
-        hidden = self.mapping(latents).reshape(latents.shape[0], -1, 4, 4)  # (B, Z) -> (B, W0, 4, 4)
+            parts.append(self.task_embedding(task_ids))  # (B, T)
+        inputs = torch.cat(parts, dim=1)  # (B, Z+E+T)
+        style = None
+        if hasattr(self, "style_mapping"):
+            style = self.style_mapping(torch.cat([_unit_second_moment(part) for part in parts], dim=1))  # (B, S)
+        hidden = self.mapping(inputs).reshape(latents.shape[0], -1, 4, 4)  # (B, Z+E+T) -> (B, W0, 4, 4)
         hidden = self.mapping_norm(self.mapping_activation(hidden))
         for block in self.blocks:
-            hidden = block(hidden)  # (B, W_i, R, R) -> (B, W_i+1, 2R, 2R)
+            hidden = block(hidden, style)  # (B, W_i, R, R) -> (B, W_i+1, 2R, 2R)
         if hasattr(self, "task_heads"):
             heads = [self.task_heads[name] for name in self.config.task_names]
-            images = _route(task_ids, heads, hidden)  # each example through its task's head
+            images = _route(task_ids, heads, hidden, style)  # each example through its task's head
         else:
             images = torch.tanh(self.to_image(hidden))  # (B, W, S, S) -> (B, C, S, S)
         if not return_dict:
@@ -309,6 +371,8 @@ class GANDiscriminator(GANPreTrainedModel):
             self.head = spectral_norm(nn.Linear(features, 1))
             if config.num_classes is not None:
                 self.class_projection = spectral_norm(nn.Embedding(config.num_classes, features))
+            if config.auxiliary_classifier:  # no spectral norm: a classifier needs its logits' scale
+                self.class_head = nn.Linear(features, config.num_classes)
         self.post_init()
 
     def forward(
@@ -334,9 +398,10 @@ class GANDiscriminator(GANPreTrainedModel):
             logits = _route(task_ids, heads, features, class_labels)  # (B,)
         else:
             logits = _projection_logits(self.head, getattr(self, "class_projection", None), features, class_labels)
+        class_logits = self.class_head(features) if hasattr(self, "class_head") else None  # (B, num_classes)
         if not return_dict:
-            return (logits,)
-        return GANDiscriminatorOutput(logits=logits)
+            return (logits,) if class_logits is None else (logits, class_logits)
+        return GANDiscriminatorOutput(logits=logits, class_logits=class_logits)
 
 
 def _projection_logits(head: nn.Module, class_projection: nn.Module | None, features, class_labels) -> torch.Tensor:
