@@ -81,6 +81,7 @@ class TrainingRecipe:
     max_grad_norm: float | None = None
     r1_gamma: float = 0.1  # GAN: weight of the R1 gradient penalty on real images (0 turns it off)
     auxiliary_class_weight: float = 1.0  # GAN with model.auxiliary_classifier: weight of its class losses
+    latent_learning_rate: float | None = None  # GAN with model.learned_latent_affine: its rate (None: learning_rate)
     mode_seeking_weight: float = 0.0  # GAN: mode-seeking term (MSGAN, Mao et al. 2019): two latents, same class,
     # should give different images; keeps a conditional generator from drawing one image per class. 0: off
     r1_every: int = 4  # GAN: apply R1 every k discriminator steps (lazy regularisation)
@@ -347,6 +348,7 @@ _RANGES = {
     "training.r1_gamma": (0, None, True),
     "training.auxiliary_class_weight": (0, None, True),
     "training.mode_seeking_weight": (0, None, True),
+    "training.latent_learning_rate": (0, None, False),
     "training.r1_every": (1, None, True),
     "training.sample_every": (0, None, True),
     "training.eval_every": (0, None, True),

@@ -183,6 +183,16 @@ class GANRun(Run):
         betas = tuple(training.adam_betas) if training.adam_betas is not None else GAN_ADAM_BETAS
         d_lr = training.discriminator_learning_rate or training.learning_rate
         generator_groups = parameter_groups(self.model.generator, training.learning_rate, transfer)
+        if training.latent_learning_rate is not None and self.config.learned_latent_affine:
+            # The latent's shift and scale move in latent units (about 1), far more than a weight should per step.
+            latent = {id(p) for p in (self.model.generator.latent_shift, self.model.generator.latent_log_scale)}
+            for group in generator_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in latent]
+            trained = [p for p in (self.model.generator.latent_shift, self.model.generator.latent_log_scale)]
+            generator_groups.append(
+                {"params": [p for p in trained if p.requires_grad], "lr": training.latent_learning_rate}
+            )
+            generator_groups = [group for group in generator_groups if group["params"]]
         if self.weighting is not None and any(True for _ in self.weighting.parameters()):
             generator_groups.append({"params": list(self.weighting.parameters()), "lr": training.learning_rate})
         generator_optimizer = torch.optim.Adam(

@@ -37,7 +37,7 @@ TINY = [
     "gan_glyphs.report_steps=[2]",
     "gan_glyphs.batch_size=8",
     "gan_glyphs.num_samples=62",
-    "gan_glyphs.strategies=[source,scratch,freezed,style+cdc]",
+    "gan_glyphs.strategies=[source,scratch,freezed,style+cdc,latent]",
     f"seq2seq.model={TINY_BART}",
     "seq2seq.source_train_size=64",
     "seq2seq.high=1000",
@@ -102,6 +102,8 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     names = [t["name"] for t in report["targets"]]
     assert any(n.startswith("gan_digits_reversed: lora final FID / full's") for n in names)
     assert any("unseen-character content accuracy" in n for n in names)
+    assert set(report["glyph_checks_by_strategy"]) == {"freezed", "style+cdc", "latent"}
+    assert glyphs["latent"]["generator_trainable_fraction"] < 0.01  # the latent's shift and scale only
     assert any("own fonts" in n for n in names)
     seq2seq = report["seq2seq"]
     assert seq2seq["strategies"]["lora"]["trainable_fraction"] < 1

@@ -319,3 +319,20 @@ def test_auxiliary_classifier_scores_classes_beside_realness(tmp_path):
     )
     with pytest.raises(ValueError, match="auxiliary_classifier needs a single-task class-conditional GAN"):
         GANConfig(**TINY, auxiliary_classifier=True)
+
+
+def test_learned_latent_affine_starts_at_the_identity_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    plain = GANModel(GANConfig(**TINY, num_classes=3)).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    # A source without the affine, loaded as a target with it: the new parameters start at the identity.
+    target = GANModel.from_pretrained(tmp_path / "plain", learned_latent_affine=True).eval()
+    latents, labels = torch.randn(2, 8), torch.tensor([0, 2])
+    torch.testing.assert_close(target(latents, labels).images, plain(latents, labels).images, **AFTER_RELOAD)
+    with torch.no_grad():
+        target.generator.latent_shift.fill_(0.5)
+    changed = target(latents, labels).images
+    assert not torch.allclose(changed, plain(latents, labels).images)
+    target.save_pretrained(tmp_path / "affine")
+    loaded = AutoModel.from_pretrained(tmp_path / "affine").eval()
+    torch.testing.assert_close(loaded(latents, labels).images, changed, **AFTER_RELOAD)

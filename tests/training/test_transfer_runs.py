@@ -287,3 +287,28 @@ def test_train_added_rows_moves_those_rows_only():
         optimizer.step()
         optimizer.zero_grad()
     assert torch.equal(weight[:4], before[:4]) and not torch.allclose(weight[4:], before[4:])
+
+
+def test_latent_only_transfer_moves_the_latent_affine_and_nothing_else(tmp_path, gan_source):
+    """The "latent" strategy: a target with `learned_latent_affine` starts at the identity (the source's outputs),
+    and with every weight frozen only the latent's shift and scale train, at their own learning rate."""
+    from hf_genxfer import GANModel
+
+    frozen = ["generator.class_embedding.*", "generator.mapping.*", "generator.blocks.*", "generator.to_image.*"]
+    raw = _gan_target(tmp_path, gan_source, {"freeze": frozen})
+    raw["model"] = {"learned_latent_affine": True}
+    raw["training"].update(max_steps=3, latent_learning_rate=0.05)
+    train(validate_recipe(raw))
+    source, target = GANModel.from_pretrained(gan_source).eval(), GANModel.from_pretrained(raw["output_dir"]).eval()
+    assert target.config.learned_latent_affine and not source.config.learned_latent_affine
+    moved = target.generator.latent_shift.detach()
+    assert 0 < moved.abs().max() <= 3 * 0.05 + 1e-6  # Adam moves each entry by at most about the rate per step
+    target_state, source_state = target.generator.state_dict(), source.generator.state_dict()
+    for name, tensor in source_state.items():
+        torch.testing.assert_close(target_state[name], tensor, rtol=0, atol=0)
+    # The affine is all that differs: undoing it by hand gives the source's images.
+    latents, labels = torch.randn(3, 16), torch.tensor([5, 6, 7])
+    shifted = latents * target.generator.latent_log_scale.exp() + target.generator.latent_shift
+    torch.testing.assert_close(
+        target(latents, labels).images, source(shifted.detach(), labels).images, rtol=1e-5, atol=1e-6
+    )

@@ -16,7 +16,7 @@ import time
 from ..core import JobSchedule, log, machine_info
 from .config import QUICK_OVERRIDES, TransferBenchConfig, resolve_config
 from .gan_jobs import run_gan_digits, run_gan_digits_reversed, run_gan_glyphs
-from .report import evaluate_targets, print_summary, write_plots
+from .report import evaluate_targets, glyph_checks_by_strategy, print_summary, write_plots
 from .seq2seq_jobs import run_seq2seq
 
 # In the order the schedule starts them: the longest first.
@@ -66,6 +66,7 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
         "config": dataclasses.asdict(config),
         **{name: results[name] for name in SCENARIOS if name in results},
         "targets": evaluate_targets(results, config),
+        "glyph_checks_by_strategy": glyph_checks_by_strategy(results["gan_glyphs"]) if "gan_glyphs" in results else {},
         "reused_jobs": schedule.reused,  # --resume: scenarios taken from an earlier run (their seconds are its)
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

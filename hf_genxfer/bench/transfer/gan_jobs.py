@@ -34,6 +34,8 @@ def _gan_transfer(strategy: str, section) -> dict:
         transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
     elif base == "style":
         transfer["freeze_generator_blocks"] = section.style_frozen_blocks
+    elif base == "latent":  # only the latent's learned shift and scale train: every weight stays the source's
+        transfer["freeze"] = [f"generator.{name}.*" for name in _generator_weight_modules(section.model)]
     if "diffaugment" in extras:
         transfer["diffaugment"] = section.diffaugment
     if "cdc" in extras:
@@ -42,13 +44,29 @@ def _gan_transfer(strategy: str, section) -> dict:
     return transfer
 
 
+def _generator_weight_modules(model: dict) -> list[str]:
+    """The generator's weight-holding modules for a config's fields (all but the learned latent affine)."""
+    names = ["mapping", "blocks", "to_image"]
+    if model.get("num_classes") is not None:
+        names.append("class_embedding")
+    if model.get("style_mapping_layers"):
+        names.append("style_mapping")
+    return names
+
+
+def _model_changes(strategy: str) -> dict:
+    """Config fields a strategy changes in the target: the learned latent affine for "latent" and "+latent"."""
+    base, *extras = strategy.split("+")
+    return {"learned_latent_affine": True} if "latent" in (base, *extras) else {}
+
+
 def _gan_recipe(output_dir: str, section, data: dict, max_steps: int, resume: bool, init_from="scratch", **kw) -> dict:
     return {
         "family": "gan",
         "output_dir": output_dir,
         "init_from": init_from,
         "seed": section.seed,
-        "model": dict(section.model) if init_from == "scratch" else {},
+        "model": dict(section.model) if init_from == "scratch" else kw.pop("model_changes", {}),
         "data": data,
         "training": training_section(
             max_steps,
@@ -57,7 +75,7 @@ def _gan_recipe(output_dir: str, section, data: dict, max_steps: int, resume: bo
             resume,
             ema_decay=kw.pop("ema_decay", section.ema_decay),
             sample_every=0,
-            mode_seeking_weight=getattr(section, "mode_seeking_weight", 0.0),
+            mode_seeking_weight=kw.pop("mode_seeking_weight", getattr(section, "mode_seeking_weight", 0.0)),
         ),
         # The loop's own final evaluation is kept small: the bench scores every segment itself, the same way for all.
         "evaluation": {"num_samples": 64, "feature_network": kw.pop("feature_network")},
@@ -135,6 +153,8 @@ def _run_gan_strategy(
     init_from = "scratch" if strategy == "scratch" else source_dir
     transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
     rates = {}
+    if _model_changes(strategy):
+        rates["latent_learning_rate"] = section.latent_learning_rate
     if strategy.startswith("lora"):
         if section.lora_learning_rate is not None:
             rates["learning_rate"] = section.lora_learning_rate
@@ -150,6 +170,7 @@ def _run_gan_strategy(
             init_from=init_from,
             transfer=transfer,
             feature_network=feature_network,
+            model_changes={} if strategy == "scratch" else _model_changes(strategy),
         )
         raw["training"].update(rates)
         metrics, seconds = train_recipe(raw)
@@ -340,6 +361,7 @@ def run_gan_glyphs(section, work: str) -> dict:
             feature_network="glyphs",
             ema_decay=0.999,
             learning_rate=section.source_learning_rate or section.learning_rate,
+            mode_seeking_weight=section.source_mode_seeking_weight,
         )
     )
     # The source's own content accuracy: every character, drawn from its latents (in whatever source font), read

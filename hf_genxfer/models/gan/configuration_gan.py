@@ -47,6 +47,11 @@ class GANConfig(PreTrainedConfig):
             at the input only. From 0 to 8.
         style_size (`int`, *optional*, defaults to 128):
             Size of the style vector of the mapping network (`style_mapping_layers > 0`), from 1 to 1024.
+        learned_latent_affine (`bool`, *optional*, defaults to `False`):
+            Whether the generator holds a learned per-dimension shift and scale of its latent (`latent_shift`,
+            `latent_log_scale`, starting at the identity) applied before everything else. For few-shot transfer:
+            where the latent carries the style shared by all classes (the font of a glyph GAN), moving its
+            distribution restyles every class, the ones missing from the target data included.
         auxiliary_classifier (`bool`, *optional*, defaults to `False`):
             Class-conditional only: the discriminator also has a classifier head (AC-GAN, Odena et al. 2017) trained
             on the real images' classes, and the generator is trained to have its images classified as the classes
@@ -89,6 +94,7 @@ class GANConfig(PreTrainedConfig):
     style_mapping_layers: int = 0
     style_size: int = 128
     auxiliary_classifier: bool = False
+    learned_latent_affine: bool = False
     adversarial_loss: str = "non_saturating"
     minibatch_std: bool = True
     negative_slope: float | int = 0.2

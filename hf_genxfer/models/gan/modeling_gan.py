@@ -188,6 +188,9 @@ class GANPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         slope = self.config.negative_slope
+        if isinstance(module, GANGenerator) and module.config.learned_latent_affine:
+            init.zeros_(module.latent_shift)  # the identity, also when a source without them is transferred
+            init.zeros_(module.latent_log_scale)
         if not isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
             return
         # A spectral-normed layer keeps its trainable weight under parametrizations.weight.original.
@@ -278,6 +281,9 @@ class GANGenerator(GANPreTrainedModel):
         if config.task_conditioned:
             self.task_embedding = nn.Embedding(len(config.task_names), config.task_embedding_size)
             mapping_in += config.task_embedding_size
+        if config.learned_latent_affine:  # identity at the start: latents * exp(0) + 0
+            self.latent_shift = nn.Parameter(torch.zeros(config.latent_size))
+            self.latent_log_scale = nn.Parameter(torch.zeros(config.latent_size))
         self.mapping = nn.Linear(mapping_in, widths[0] * 4 * 4)
         self.mapping_activation = nn.LeakyReLU(config.negative_slope)
         if config.style_mapping_layers:
@@ -315,6 +321,8 @@ class GANGenerator(GANPreTrainedModel):
         return_dict: bool = True,
     ) -> GANGeneratorOutput | tuple:
         task_ids = self.task_ids(task, latents.shape[0])
+        if self.config.learned_latent_affine:
+            latents = latents * self.latent_log_scale.exp() + self.latent_shift  # (B, Z)
         parts = [latents]
         if self.config.num_classes is not None:
             if class_labels is None:
