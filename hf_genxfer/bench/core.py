@@ -79,17 +79,34 @@ def machine_info(config) -> dict:
     """Where a bench ran, for its JSON (results are only comparable within one run on one machine)."""
     import os
     import platform
+    from importlib.metadata import version
 
     import torch
 
     return {
         "cores": os.cpu_count(),
+        "cpu": _cpu_model(),  # BLAS and conv kernels differ across CPUs: so do the last digits of every result
         "workers": config.workers,
         "torch_threads_per_worker": config.threads_per_worker,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        **{name: version(name) for name in ("transformers", "peft", "accelerate", "diffusers", "datasets")},
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (Linux), else what `platform` knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def job_fingerprint(job: str, kwargs: dict) -> str:

@@ -378,6 +378,13 @@ def run_gan_glyphs(section, work: str) -> dict:
         "seed": 0,
     }
     strategies, sweep = _run_gan_strategies("gan_glyphs", section, work, source_dir, target_data, score, "glyphs")
+    sheet = glyph_sample_sheet(
+        {"real": images_to_tensor(glyphs_dataset([section.target_font], size, 1, seed=2)["image"], size, 1)},
+        {name: os.path.join(work, name.replace("+", "_")) if name != "source" else source_dir for name in strategies},
+        seen,
+        os.path.join(work, "samples.png"),
+        seed=section.seed + 3,
+    )
     # What the diversity figures compare with: the real renderings of each unseen character (jitter only, one
     # font) and the shots themselves (one image per seen character).
     unseen_rows = torch.isin(eval_labels, torch.as_tensor(unseen))
@@ -401,4 +408,43 @@ def run_gan_glyphs(section, work: str) -> dict:
         "num_unseen_characters": len(unseen),
         "strategies": strategies,
         "lora_sweep": sweep,
+        "samples_figure": sheet,
     }
+
+
+def glyph_sample_sheet(real: dict, folders: dict, seen: list[int], path: str, seed: int = 0) -> str:
+    """
+    One row of all 62 characters per model (a GAN folder each: the source, every strategy) under the real glyphs of
+    the target font, the characters the run saw framed; written to `path` (PNG), which is returned.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from ...data.glyphs import GLYPH_CHARACTERS
+    from ...evaluation.image_scores import generate_images
+    from ...models.gan import GANModel
+    from ...utils import image_grid
+
+    labels = torch.arange(len(GLYPH_CHARACTERS))
+    rows = dict(real)
+    for name, folder in folders.items():
+        rows[name] = generate_images(GANModel.from_pretrained(folder).generator, len(labels), labels, seed=seed)
+    figure, axes = plt.subplots(len(rows), 1, figsize=(15, 0.5 + 0.32 * len(rows)), squeeze=False)
+    for axis, (name, images) in zip(axes[:, 0], rows.items()):
+        axis.imshow(image_grid(images, nrow=len(labels), padding=1), cmap="gray", vmin=0, vmax=255)
+        axis.set_yticks([])
+        axis.set_xticks([])
+        axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        width = images.shape[-1] * max(1, 32 // images.shape[-1]) + 1
+        for label in seen:  # the seen characters, framed
+            axis.add_patch(plt.Rectangle((label * width, 0), width, width, fill=False, edgecolor="red", linewidth=0.8))
+    axes[0, 0].set_title(
+        "62 characters of the target font: real, the unadapted source, each strategy (seen: framed)", fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path

@@ -232,6 +232,11 @@ def write_plots(results: dict, out_dir: str, stem: str = "transfer") -> list[str
         figure.savefig(path, dpi=120)
         plt.close(figure)
         paths.append(path)
+    sheet = results.get("gan_glyphs", {}).get("samples_figure")
+    if sheet and os.path.isfile(sheet):  # the 62 characters of each glyph model, drawn once by the scenario
+        import shutil
+
+        paths.append(shutil.copyfile(sheet, os.path.join(out_dir, f"{stem}_gan_glyphs_samples.png")))
     chrf_figures = []
     if "seq2seq" in results:
         chrf_figures.append(("seq2seq", results["seq2seq"]["strategies"], "target numbers"))
