@@ -185,12 +185,11 @@ class GANRun(Run):
         generator_groups = parameter_groups(self.model.generator, training.learning_rate, transfer)
         if training.latent_learning_rate is not None and self.config.learned_latent_affine:
             # The latent's shift and scale move in latent units (about 1), far more than a weight should per step.
-            latent = {id(p) for p in (self.model.generator.latent_shift, self.model.generator.latent_log_scale)}
+            affine = (self.model.generator.latent_shift, self.model.generator.latent_log_scale)
             for group in generator_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in latent]
-            trained = [p for p in (self.model.generator.latent_shift, self.model.generator.latent_log_scale)]
+                group["params"] = [p for p in group["params"] if all(p is not a for a in affine)]
             generator_groups.append(
-                {"params": [p for p in trained if p.requires_grad], "lr": training.latent_learning_rate}
+                {"params": [p for p in affine if p.requires_grad], "lr": training.latent_learning_rate}
             )
             generator_groups = [group for group in generator_groups if group["params"]]
         if self.weighting is not None and any(True for _ in self.weighting.parameters()):

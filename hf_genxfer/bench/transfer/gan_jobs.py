@@ -35,23 +35,16 @@ def _gan_transfer(strategy: str, section) -> dict:
     elif base == "style":
         transfer["freeze_generator_blocks"] = section.style_frozen_blocks
     elif base == "latent":  # only the latent's learned shift and scale train: every weight stays the source's
-        transfer["freeze"] = [f"generator.{name}.*" for name in _generator_weight_modules(section.model)]
+        from ...models.gan import GANConfig
+
+        transfer["freeze_generator_blocks"] = len(GANConfig(**section.model).block_widths)  # all, with the mappings
+        transfer["freeze"] = ["generator.to_image.*"]
     if "diffaugment" in extras:
         transfer["diffaugment"] = section.diffaugment
     if "cdc" in extras:
         transfer["cdc_weight"] = section.cdc_weight
         transfer["cdc_batch_size"] = section.cdc_batch_size
     return transfer
-
-
-def _generator_weight_modules(model: dict) -> list[str]:
-    """The generator's weight-holding modules for a config's fields (all but the learned latent affine)."""
-    names = ["mapping", "blocks", "to_image"]
-    if model.get("num_classes") is not None:
-        names.append("class_embedding")
-    if model.get("style_mapping_layers"):
-        names.append("style_mapping")
-    return names
 
 
 def _model_changes(strategy: str) -> dict:
@@ -142,18 +135,24 @@ def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_d
     return results, sweep
 
 
+def _strategy_dir(work: str, label: str) -> str:
+    """Where a strategy's run folder lives in a scenario's work folder ("style+cdc" -> "style_cdc")."""
+    return os.path.join(work, label.replace("+", "_"))
+
+
 def _run_gan_strategy(
     name: str, label: str, strategy: str, section, work, source_dir, target_data, score, feature_network
 ) -> dict:
     """One strategy trained in segments up to each of `section.eval_steps`, scored after each."""
     from ...models.gan import GANModel
 
-    output_dir = os.path.join(work, label.replace("+", "_"))
+    output_dir = _strategy_dir(work, label)
     shutil.rmtree(output_dir, ignore_errors=True)
     init_from = "scratch" if strategy == "scratch" else source_dir
     transfer = {} if strategy == "scratch" else _gan_transfer(strategy, section)
+    changes = {} if strategy == "scratch" else _model_changes(strategy)
     rates = {}
-    if _model_changes(strategy):
+    if changes:
         rates["latent_learning_rate"] = section.latent_learning_rate
     if strategy.startswith("lora"):
         if section.lora_learning_rate is not None:
@@ -170,7 +169,7 @@ def _run_gan_strategy(
             init_from=init_from,
             transfer=transfer,
             feature_network=feature_network,
-            model_changes={} if strategy == "scratch" else _model_changes(strategy),
+            model_changes=changes,
         )
         raw["training"].update(rates)
         metrics, seconds = train_recipe(raw)
@@ -380,7 +379,7 @@ def run_gan_glyphs(section, work: str) -> dict:
     strategies, sweep = _run_gan_strategies("gan_glyphs", section, work, source_dir, target_data, score, "glyphs")
     sheet = glyph_sample_sheet(
         {"real": images_to_tensor(glyphs_dataset([section.target_font], size, 1, seed=2)["image"], size, 1)},
-        {name: os.path.join(work, name.replace("+", "_")) if name != "source" else source_dir for name in strategies},
+        {name: _strategy_dir(work, name) if name != "source" else source_dir for name in strategies},
         seen,
         os.path.join(work, "samples.png"),
         seed=section.seed + 3,
