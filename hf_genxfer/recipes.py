@@ -78,6 +78,9 @@ class TrainingRecipe:
     weight_decay: float = 0.0
     lr_scheduler: str = "constant"  # any transformers scheduler name: constant, linear, cosine, ...
     warmup_steps: int = 0
+    # The steps the schedule spans (default max_steps): set it when a run is trained in resumed segments, or will be
+    # extended, so that a decaying schedule does not restart or end at each segment's max_steps.
+    lr_schedule_steps: int | None = None
     max_grad_norm: float | None = None
     r1_gamma: float = 0.1  # GAN: weight of the R1 gradient penalty on real images (0 turns it off)
     auxiliary_class_weight: float = 1.0  # GAN with model.auxiliary_classifier: weight of its class losses
@@ -321,6 +324,7 @@ def validate_recipe(raw: dict) -> Recipe:
         raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
+    _check_scheduler(training)
     if training.overwrite_output_dir and training.resume_from_checkpoint not in (None, ""):
         raise RecipeError(
             "training.overwrite_output_dir deletes the checkpoints that training.resume_from_checkpoint would "
@@ -330,6 +334,39 @@ def validate_recipe(raw: dict) -> Recipe:
     _check_multitask(recipe)
     _check_model_values(recipe)
     return recipe
+
+
+# transformers schedulers that need what a recipe does not pass: a metric at each step (reduce_lr_on_plateau,
+# greedy) or their own arguments (min_lr, num_decay_steps).
+_SCHEDULERS_NEEDING_MORE = (
+    "reduce_lr_on_plateau",
+    "greedy",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+)
+
+
+def check_scheduler(name, where: str) -> None:
+    """`name` is a transformers scheduler that steps with the optimizer alone, or one sentence says which are."""
+    from transformers import SchedulerType
+
+    names = [s.value for s in SchedulerType if s.value not in _SCHEDULERS_NEEDING_MORE]
+    if name not in names:
+        close = difflib.get_close_matches(str(name), names, n=1)
+        raise RecipeError(
+            f"{where} {name!r} is not a transformers scheduler this loop can step"
+            + (f"; did you mean {close[0]!r}?" if close else f"; use one of {', '.join(names)}.")
+        )
+
+
+def _check_scheduler(training: TrainingRecipe) -> None:
+    check_scheduler(training.lr_scheduler, "training.lr_scheduler")
+    if training.warmup_steps > (training.lr_schedule_steps or training.max_steps):
+        raise RecipeError(
+            f"training.warmup_steps ({training.warmup_steps}) is longer than the schedule "
+            f"({training.lr_schedule_steps or training.max_steps} steps): lower it or raise training.max_steps."
+        )
 
 
 # Numeric fields and their ranges: (low, high, low inclusive); None is always allowed where the field is optional.
@@ -344,6 +381,7 @@ _RANGES = {
     "training.discriminator_learning_rate": (0, None, False),
     "training.weight_decay": (0, None, True),
     "training.warmup_steps": (0, None, True),
+    "training.lr_schedule_steps": (1, None, True),
     "training.max_grad_norm": (0, None, False),
     "training.r1_gamma": (0, None, True),
     "training.auxiliary_class_weight": (0, None, True),

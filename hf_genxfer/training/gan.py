@@ -207,7 +207,7 @@ class GANRun(Run):
                 training.lr_scheduler,
                 opt,
                 num_warmup_steps=training.warmup_steps,
-                num_training_steps=training.max_steps,
+                num_training_steps=training.lr_schedule_steps or training.max_steps,
             )
             for opt in (generator_optimizer, discriminator_optimizer)
         ]

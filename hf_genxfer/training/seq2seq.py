@@ -245,7 +245,7 @@ class Seq2SeqRun(Run):
             training.lr_scheduler,
             optimizer,
             num_warmup_steps=training.warmup_steps,
-            num_training_steps=training.max_steps,
+            num_training_steps=training.lr_schedule_steps or training.max_steps,
         )
         self.prepared_model, self.optimizer, self.scheduler = accelerator.prepare(trained, optimizer, scheduler)
         self.model_module = accelerator.unwrap_model(self.prepared_model)

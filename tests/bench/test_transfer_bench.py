@@ -135,3 +135,34 @@ def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "gan_digits.target_shot" in error and "target_shots" in error
     assert not os.path.exists(out)
+
+
+def test_transfer_bench_schedulers_are_checked_and_span_the_whole_run(tmp_path):
+    import pytest
+
+    from hf_genxfer.bench.transfer import gan_jobs
+    from hf_genxfer.bench.transfer.config import resolve_config
+    from hf_genxfer.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="gan_glyphs.lr_scheduler 'cosin' .* did you mean 'cosine'"):
+        resolve_config(False, ["gan_glyphs.lr_scheduler=cosin"])
+    section = resolve_config(False, ["gan_digits.lora_lr_scheduler=cosine"]).gan_digits
+    assert section.lora_lr_scheduler == "cosine" and section.lr_scheduler == "constant"
+    seen = []
+
+    def fake_train(raw):
+        seen.append(dict(raw["training"]))
+        raise StopIteration  # the recipe of the first segment is all this test reads
+
+    import hf_genxfer.bench.transfer.gan_jobs as jobs
+
+    original = jobs.train_recipe
+    jobs.train_recipe = fake_train
+    try:
+        for strategy in ("lora", "full"):
+            with pytest.raises(StopIteration):
+                gan_jobs._run_gan_strategy("t", strategy, strategy, section, str(tmp_path), "src", {}, None, "digits")
+    finally:
+        jobs.train_recipe = original
+    assert seen[0]["lr_scheduler"] == "cosine" and seen[0]["lr_schedule_steps"] == section.eval_steps[-1]
+    assert "lr_scheduler" not in seen[1]  # full keeps the section's constant rate

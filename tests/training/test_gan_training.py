@@ -77,6 +77,27 @@ def test_resume_continues_the_run_exactly(gan_recipe_factory, accumulation):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_a_run_trained_in_segments_keeps_one_schedule_with_lr_schedule_steps(gan_recipe_factory):
+    schedule = {"lr_scheduler": "linear", "warmup_steps": 1}
+    straight = validate_recipe(gan_recipe_factory("straight", max_steps=4, **schedule))
+    train(straight)
+
+    def in_segments(name, **extra):
+        raw = gan_recipe_factory(name, max_steps=2, checkpoint_every=2, **schedule, **extra)
+        train(validate_recipe(raw))
+        raw["training"].update(max_steps=4, resume_from_checkpoint="latest")
+        train(validate_recipe(raw))
+        return _weights(raw["output_dir"])
+
+    a = _weights(straight.output_dir)
+    spanned = in_segments("spanned", lr_schedule_steps=4)
+    for key in a:
+        torch.testing.assert_close(spanned[key], a[key], rtol=0, atol=0, msg=key)
+    # Without it the first segment's schedule ends at its own max_steps (a linear decay to 0 by step 2).
+    per_segment = in_segments("per_segment")
+    assert any(not torch.equal(per_segment[key], a[key]) for key in a if key.startswith("generator."))
+
+
 def test_bf16_autocast_runs_on_cpu(gan_recipe_factory, monkeypatch):
     from hf_genxfer.models.gan import GANDiscriminator
 

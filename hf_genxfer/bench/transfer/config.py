@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import RecipeError
+from ...recipes import check_scheduler
 from ..core import (
     build_bench_config,
 )
@@ -93,6 +94,10 @@ class GANDigitsBench:
     lora_alpha: int = 8
     lora_learning_rate: float | None = LORA_LEARNING_RATE  # the generator's; the discriminator keeps learning_rate
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
+    # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
+    # eval_steps); LoRA runs take lora_lr_scheduler when it is set
+    lr_scheduler: str = "constant"
+    lora_lr_scheduler: str | None = None
     l2sp_weight: float = 0.01
     ewc_weight: float = 10.0
     diffaugment: str = "color,translation,cutout"
@@ -153,6 +158,8 @@ class GANGlyphsBench:
     lora_alpha: int = 8
     lora_learning_rate: float | None = LORA_LEARNING_RATE  # the generator's; the discriminator keeps learning_rate
     lora_modules_to_save: list[str] | None = None
+    lr_scheduler: str = "constant"
+    lora_lr_scheduler: str | None = None
     l2sp_weight: float = 0.01
     ewc_weight: float = 10.0
     diffaugment: str = "color,translation,cutout"
@@ -265,6 +272,7 @@ LORA_SWEEP_FIELDS = (
     "lora_alpha",
     "lora_learning_rate",
     "lora_modules_to_save",
+    "lora_lr_scheduler",
     "discriminator_learning_rate",
 )
 
@@ -287,6 +295,9 @@ def _check(config: TransferBenchConfig) -> None:
             unknown = [key for key in entry if key not in LORA_SWEEP_FIELDS]
             if not isinstance(entry, dict) or unknown:
                 raise RecipeError(f"{name}.lora_sweep entries override {', '.join(LORA_SWEEP_FIELDS)}; got {entry!r}.")
+        for key in ("lr_scheduler", "lora_lr_scheduler"):
+            if getattr(section, key, None) is not None:
+                check_scheduler(getattr(section, key), f"{name}.{key}")
         steps = getattr(section, "eval_steps", section.report_steps)
         if not steps or any(s < 1 for s in steps) or sorted(set(steps)) != list(steps):
             raise RecipeError(f"{name}.eval_steps and report_steps must be increasing positive counts, got {steps}.")

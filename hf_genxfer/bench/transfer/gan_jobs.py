@@ -158,6 +158,12 @@ def _run_gan_strategy(
         if section.lora_learning_rate is not None:
             rates["learning_rate"] = section.lora_learning_rate
         rates["discriminator_learning_rate"] = section.discriminator_learning_rate or section.learning_rate
+    scheduler = section.lr_scheduler
+    if strategy.startswith("lora") and section.lora_lr_scheduler is not None:
+        scheduler = section.lora_lr_scheduler
+    if strategy != "scratch" and scheduler != "constant":  # one schedule over every segment of the run
+        rates["lr_scheduler"] = scheduler
+        rates["lr_schedule_steps"] = section.eval_steps[-1]
     curve, wall, train_seconds = [], 0.0, 0.0
     for index, steps in enumerate(section.eval_steps):
         raw = _gan_recipe(
