@@ -362,11 +362,6 @@ def check_scheduler(name, where: str) -> None:
 
 def _check_scheduler(training: TrainingRecipe) -> None:
     check_scheduler(training.lr_scheduler, "training.lr_scheduler")
-    if training.warmup_steps > (training.lr_schedule_steps or training.max_steps):
-        raise RecipeError(
-            f"training.warmup_steps ({training.warmup_steps}) is longer than the schedule "
-            f"({training.lr_schedule_steps or training.max_steps} steps): lower it or raise training.max_steps."
-        )
 
 
 # Numeric fields and their ranges: (low, high, low inclusive); None is always allowed where the field is optional.

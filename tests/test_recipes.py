@@ -38,7 +38,6 @@ def test_unknown_key_gets_a_suggestion(gan_recipe_factory):
         (("training", "batch_size"), 0, "training.batch_size must be at least 1"),
         (("training", "lr_scheduler"), "cosin", "training.lr_scheduler 'cosin' is not a transformers .*'cosine'"),
         (("training", "lr_scheduler"), "reduce_lr_on_plateau", "not a transformers scheduler this loop can step"),
-        (("training", "warmup_steps"), 10**6, r"warmup_steps \(1000000\) is longer than the schedule"),
         (("training", "lr_schedule_steps"), 0, "training.lr_schedule_steps must be at least 1"),
     ],
 )
