@@ -324,7 +324,7 @@ def validate_recipe(raw: dict) -> Recipe:
         raise RecipeError(f"training.adam_betas must be two numbers in [0, 1), got {training.adam_betas}.")
     if training.ema_decay is not None and not 0 < training.ema_decay < 1:
         raise RecipeError(f"training.ema_decay must be between 0 and 1 (exclusive) or null, got {training.ema_decay}.")
-    _check_scheduler(training)
+    check_scheduler(training.lr_scheduler, "training.lr_scheduler")
     if training.overwrite_output_dir and training.resume_from_checkpoint not in (None, ""):
         raise RecipeError(
             "training.overwrite_output_dir deletes the checkpoints that training.resume_from_checkpoint would "
@@ -336,14 +336,9 @@ def validate_recipe(raw: dict) -> Recipe:
     return recipe
 
 
-# transformers schedulers that need what a recipe does not pass: a metric at each step (reduce_lr_on_plateau,
-# greedy) or their own arguments (min_lr, num_decay_steps).
+# Schedulers needing a metric per step or arguments a recipe does not pass (min_lr, num_decay_steps).
 _SCHEDULERS_NEEDING_MORE = (
-    "reduce_lr_on_plateau",
-    "greedy",
-    "cosine_with_min_lr",
-    "cosine_warmup_with_min_lr",
-    "warmup_stable_decay",
+    "reduce_lr_on_plateau greedy cosine_with_min_lr cosine_warmup_with_min_lr warmup_stable_decay"
 )
 
 
@@ -351,17 +346,13 @@ def check_scheduler(name, where: str) -> None:
     """`name` is a transformers scheduler that steps with the optimizer alone, or one sentence says which are."""
     from transformers import SchedulerType
 
-    names = [s.value for s in SchedulerType if s.value not in _SCHEDULERS_NEEDING_MORE]
+    names = [s.value for s in SchedulerType if s.value not in _SCHEDULERS_NEEDING_MORE.split()]
     if name not in names:
         close = difflib.get_close_matches(str(name), names, n=1)
         raise RecipeError(
             f"{where} {name!r} is not a transformers scheduler this loop can step"
             + (f"; did you mean {close[0]!r}?" if close else f"; use one of {', '.join(names)}.")
         )
-
-
-def _check_scheduler(training: TrainingRecipe) -> None:
-    check_scheduler(training.lr_scheduler, "training.lr_scheduler")
 
 
 # Numeric fields and their ranges: (low, high, low inclusive); None is always allowed where the field is optional.
