@@ -137,7 +137,7 @@ def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-def test_transfer_bench_schedulers_are_checked_and_span_the_whole_run(tmp_path):
+def test_transfer_bench_schedulers_are_checked_and_span_the_whole_run(tmp_path, monkeypatch):
     import pytest
 
     from hf_genxfer.bench.transfer import gan_jobs
@@ -154,15 +154,9 @@ def test_transfer_bench_schedulers_are_checked_and_span_the_whole_run(tmp_path):
         seen.append(dict(raw["training"]))
         raise StopIteration  # the recipe of the first segment is all this test reads
 
-    import hf_genxfer.bench.transfer.gan_jobs as jobs
-
-    original = jobs.train_recipe
-    jobs.train_recipe = fake_train
-    try:
-        for strategy in ("lora", "full"):
-            with pytest.raises(StopIteration):
-                gan_jobs._run_gan_strategy("t", strategy, strategy, section, str(tmp_path), "src", {}, None, "digits")
-    finally:
-        jobs.train_recipe = original
+    monkeypatch.setattr(gan_jobs, "train_recipe", fake_train)
+    for strategy in ("lora", "full"):
+        with pytest.raises(StopIteration):
+            gan_jobs._run_gan_strategy("t", strategy, strategy, section, str(tmp_path), "src", {}, None, "digits")
     assert seen[0]["lr_scheduler"] == "cosine" and seen[0]["lr_schedule_steps"] == section.eval_steps[-1]
     assert "lr_scheduler" not in seen[1]  # full keeps the section's constant rate
