@@ -37,7 +37,7 @@ TINY = [
     "gan_glyphs.report_steps=[2]",
     "gan_glyphs.batch_size=8",
     "gan_glyphs.num_samples=62",
-    "gan_glyphs.strategies=[source,scratch,freezed,style+cdc,latent]",
+    "gan_glyphs.strategies=[source,scratch,freezed,full+cdc,style,latent]",
     f"seq2seq.model={TINY_BART}",
     "seq2seq.source_train_size=64",
     "seq2seq.high=1000",
@@ -85,7 +85,8 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
         assert strategy["final"]["unseen_diversity"] >= 0 and strategy["final"]["seen_diversity"] >= 0
     assert report["gan_glyphs"]["diversity_real_unseen"] > 0 and report["gan_glyphs"]["num_shots"] == 10
     assert 0 <= report["gan_glyphs"]["source_content_accuracy"] <= 1
-    assert glyphs["style+cdc"]["generator_trainable_fraction"] < 1  # embeddings, mappings and block 0 frozen
+    assert glyphs["style"]["generator_trainable_fraction"] < 1  # embeddings, mappings and block 0 frozen
+    assert glyphs["full+cdc"]["generator_trainable_fraction"] == 1  # CDC adds a loss, it freezes nothing
     # The LoRA sweep runs as more LoRA strategies, recorded with their settings.
     (sweep,) = report["gan_digits"]["lora_sweep"]
     assert sweep["settings"]["lora_r"] == 2 and sweep["final"]["fid"] >= 0
@@ -102,7 +103,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     names = [t["name"] for t in report["targets"]]
     assert any(n.startswith("gan_digits_reversed: lora final FID / full's") for n in names)
     assert any("unseen-character content accuracy" in n for n in names)
-    assert set(report["glyph_checks_by_strategy"]) == {"freezed", "style+cdc", "latent"}
+    assert set(report["glyph_checks_by_strategy"]) == {"freezed", "full+cdc", "style", "latent"}
     assert glyphs["latent"]["generator_trainable_fraction"] < 0.01  # the latent's shift and scale only
     assert any("own fonts" in n for n in names)
     seq2seq = report["seq2seq"]
