@@ -97,7 +97,7 @@ class GANDigitsBench:
     lora_alpha: int = 8
     # The generator's adapters at 5e-4 with a cosine decay over the run (the discriminator keeps learning_rate and
     # decays with them): at 1e-3 LoRA drifted after 200-300 steps to 4x full fine-tuning's final FID, at rank 6 even
-    # at 5e-4; 2026-12-02 sweep, README "LoRA on digits").
+    # at 5e-4 (2026-12-02 sweep, README "LoRA on digits").
     lora_learning_rate: float | None = 0.0005
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
     # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
