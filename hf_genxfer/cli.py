@@ -215,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a benchmark protocol (results as JSON + PNG plots)")
     bench.add_argument(
         "protocol",
-        choices=["transfer", "multitask"],
-        help="transfer: transfer strategies against scratch; multitask: one multi-task model against one per task",
+        choices=["transfer", "multitask", "speed"],
+        help="transfer: transfer strategies against scratch; multitask: one multi-task model against one per task; "
+        "speed: our loop, generation and pipeline against a plain loop, Seq2SeqTrainer and the bare backbone",
     )
     bench.add_argument("--quick", action="store_true", help="shorter schedules (under 15 minutes on 2 cores)")
     bench.add_argument(

@@ -102,6 +102,12 @@ class TrainingRecipe:
     early_stopping_metric: str = "chrf"
     report_to: str = "tensorboard"  # any accelerate tracker name, or "none"
     num_workers: int = 0
+    # Speed options (genxfer bench speed measures each). The optimizers' kernels: "auto" is torch's own choice
+    # (foreach on GPUs, a loop over tensors on CPUs), "fused" one kernel for every tensor (CPU and CUDA).
+    optimizer_implementation: Literal["auto", "for_loop", "foreach", "fused"] = "auto"
+    group_by_length: bool = False  # Seq2Seq: batches of similar lengths (less padding computed), as transformers'
+    channels_last: bool = False  # GAN: convolutions in channels-last memory format
+    compile: bool = False  # torch.compile the model's forward for training (opt-in: compiling takes a while)
 
 
 @dataclass

@@ -33,9 +33,52 @@ class IndexStream:
     def indices(self, batch_number: int) -> list[int]:
         """Example indices of this process's `batch_number`-th batch."""
         start = (batch_number * self.num_processes + self.process_index) * self.batch_size
-        positions = torch.arange(start, start + self.batch_size)
-        epochs, offsets = positions // self.num_examples, positions % self.num_examples
-        return [int(self._permutation(int(e))[int(o)]) for e, o in zip(epochs, offsets)]
+        return self.span(start, start + self.batch_size).tolist()
+
+    def span(self, start: int, end: int) -> torch.Tensor:
+        """Positions [start, end) of the endless stream of permutations, as slices of them (no Python loop per index)."""
+        pieces = []
+        while start < end:
+            epoch, offset = divmod(start, self.num_examples)
+            take = min(end - start, self.num_examples - offset)
+            pieces.append(self._permutation(epoch)[offset : offset + take])
+            start += take
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+class LengthGroupedStream(IndexStream):
+    """
+    `training.group_by_length`: batches of examples of similar length, so that little padding is computed (as
+    transformers' `group_by_length`, and resumable like `IndexStream`: a batch follows from its number alone).
+
+    The stream is cut into mega-batches of `group` consecutive batches (over all processes); within one, examples are
+    sorted by length (longest first) and cut into batches again, and those batches are put in a seeded random order.
+    Every example is still seen once per pass over the stream.
+    """
+
+    def __init__(
+        self, lengths, batch_size: int, seed: int, process_index: int = 0, num_processes: int = 1, group: int = 50
+    ):
+        super().__init__(len(lengths), batch_size, seed, process_index, num_processes)
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long)
+        self.group = group
+        self._cached: tuple[int, list[torch.Tensor]] | None = None
+
+    def _mega_batch(self, number: int) -> list[torch.Tensor]:
+        if self._cached is None or self._cached[0] != number:
+            size = self.group * self.batch_size
+            members = self.span(number * size, (number + 1) * size)
+            # Stable, longest first: ties keep the permutation's (seeded) order.
+            ordered = members[torch.sort(self.lengths[members], descending=True, stable=True).indices]
+            batches = list(ordered.split(self.batch_size))
+            generator = torch.Generator().manual_seed(self.seed * 1_000_033 + number)
+            order = torch.randperm(len(batches), generator=generator).tolist()
+            self._cached = (number, [batches[k] for k in order])
+        return self._cached[1]
+
+    def indices(self, batch_number: int) -> list[int]:
+        overall = batch_number * self.num_processes + self.process_index
+        return self._mega_batch(overall // self.group)[overall % self.group].tolist()
 
 
 class TaskBatches:

@@ -20,7 +20,7 @@ from ..transfer import DiffAugment, TransferReport, transfer_parameters
 from ..transfer.correspondence import CrossDomainCorrespondence
 from ..utils import image_grid
 from .batches import IndexStream
-from .run import Run, RunState
+from .run import Run, RunState, optimizer_options, place_model
 from .strategy import adapter_base, parameter_groups
 
 GAN_ADAM_BETAS = (0.0, 0.99)
@@ -108,6 +108,27 @@ def reinitialise_discriminator(model: GANModel, seed: int, report: TransferRepor
                 entry.status, entry.reason, entry.transferred = "initialised", "transfer.fresh_discriminator", 0
 
 
+class GeneratorEMA(EMAModel):
+    """
+    diffusers' `EMAModel` (same state, decay schedule, `store`/`copy_to`/`restore`), with its update done by one
+    `torch._foreach_lerp_` over the trained tensors: 2-2.5x faster than its own foreach path on CPU (measured on the
+    8x8 and 32x32 generators), so the EMA costs little next to a training step.
+    """
+
+    @torch.no_grad()
+    def step(self, parameters) -> None:
+        parameters = list(parameters)
+        self.optimization_step += 1
+        decay = self.get_decay(self.optimization_step)
+        self.cur_decay_value = decay
+        trained = [(s, p) for s, p in zip(self.shadow_params, parameters) if p.requires_grad]
+        frozen = [(s, p) for s, p in zip(self.shadow_params, parameters) if not p.requires_grad]
+        if frozen:
+            torch._foreach_copy_([s for s, _ in frozen], [p for _, p in frozen])
+        if trained:
+            torch._foreach_lerp_([s for s, _ in trained], [p for _, p in trained], 1 - decay)
+
+
 class NoiseState:
     """The seeded CPU generator behind latents and fake labels, kept in checkpoints (one per process) so that resuming
     is exact."""
@@ -137,11 +158,18 @@ class GANRun(Run):
                 splits = {
                     task: load_image_splits(task_data(recipe.data, task), self.config) for task in self.task_names
                 }
-        # One tensor of training images for all tasks; a task's images start at its offset.
+        # One tensor of training images for all tasks; a task's images start at its offset. It is placed on the
+        # device once (when under 1 GiB), so that a batch is an index into it, with no copy from the host per step.
         self.held_out = {task: split["held_out"] for task, split in splits.items()}
         self.train_images = torch.cat([split["train"][0] for split in splits.values()])
         labels = [split["train"][1] for split in splits.values()]
         self.train_labels = None if labels[0] is None else torch.cat(labels)
+        if self.train_images.element_size() * self.train_images.nelement() < 2**30:
+            self.train_images = self.train_images.to(accelerator.device)
+            if training.channels_last:
+                self.train_images = self.train_images.contiguous(memory_format=torch.channels_last)
+            if self.train_labels is not None:
+                self.train_labels = self.train_labels.to(accelerator.device)
         sizes = {task: len(split["train"][0]) for task, split in splits.items()}
         if self.task_names is None:
             self.held_out_images, self.held_out_labels = self.held_out[None]
@@ -194,14 +222,17 @@ class GANRun(Run):
             generator_groups = [group for group in generator_groups if group["params"]]
         if self.weighting is not None and any(True for _ in self.weighting.parameters()):
             generator_groups.append({"params": list(self.weighting.parameters()), "lr": training.learning_rate})
-        generator_optimizer = torch.optim.Adam(
-            generator_groups,
-            lr=training.learning_rate,
-            betas=betas,
-        )
+        kernels = optimizer_options(training)
+        generator_optimizer = torch.optim.Adam(generator_groups, lr=training.learning_rate, betas=betas, **kernels)
         discriminator_optimizer = torch.optim.Adam(
-            parameter_groups(self.model.discriminator, d_lr, transfer), lr=d_lr, betas=betas
+            parameter_groups(self.model.discriminator, d_lr, transfer), lr=d_lr, betas=betas, **kernels
         )
+        place_model(self.model, training)
+        if training.compile:
+            # Each network's forward compiled in place (nn.Module.compile), so the prepared and the unwrapped
+            # module both run it; the R1 steps run the discriminator eagerly (no double backward through compile).
+            self.model.generator.compile()
+            self.model.discriminator.compile()
         schedulers = [
             get_scheduler(
                 training.lr_scheduler,
@@ -211,16 +242,13 @@ class GANRun(Run):
             )
             for opt in (generator_optimizer, discriminator_optimizer)
         ]
-        # Generator and discriminator are prepared separately, each with its own optimizer (separate DDP wrappers).
-        (
-            self.generator,
-            self.discriminator,
-            self.generator_optimizer,
-            self.discriminator_optimizer,
-            self.generator_scheduler,
-            self.discriminator_scheduler,
-        ) = accelerator.prepare(
-            self.model.generator, self.model.discriminator, generator_optimizer, discriminator_optimizer, *schedulers
+        # Generator and discriminator are prepared separately, each with its own optimizer and scheduler, in two
+        # `prepare` calls: separate DDP wrappers, and FSDP2 (which takes one model per call) shards each on its own.
+        self.generator, self.generator_optimizer, self.generator_scheduler = accelerator.prepare(
+            self.model.generator, generator_optimizer, schedulers[0]
+        )
+        self.discriminator, self.discriminator_optimizer, self.discriminator_scheduler = accelerator.prepare(
+            self.model.discriminator, discriminator_optimizer, schedulers[1]
         )
         self.generator_module = accelerator.unwrap_model(self.generator)
         if self.weighting is not None:
@@ -248,7 +276,8 @@ class GANRun(Run):
         self.discriminator_module = accelerator.unwrap_model(self.discriminator)
         self.ema = None
         if training.ema_decay is not None:
-            self.ema = EMAModel(self.generator_module.parameters(), decay=training.ema_decay)
+            self.ema = GeneratorEMA(self.generator_module.parameters(), decay=training.ema_decay)
+            self.generator_parameters = list(self.generator_module.parameters())  # listed once for the EMA update
             self.ema.to(accelerator.device)
         self.sample_latents = torch.randn(64, self.config.latent_size, generator=torch.Generator().manual_seed(1234))
         self.sample_labels = None
@@ -309,6 +338,14 @@ class GANRun(Run):
     def trained_modules(self) -> list[torch.nn.Module]:
         return [self.generator, self.discriminator]
 
+    def _eager_if(self, condition: bool):
+        """With training.compile, runs compiled modules eagerly in the block when `condition` (R1's double backward)."""
+        import contextlib
+
+        if condition and self.recipe.training.compile:
+            return torch.compiler.set_stance("force_eager")
+        return contextlib.nullcontext()
+
     def _fake_labels(self, count: int) -> torch.Tensor | None:
         if self.config.num_classes is None:
             return None
@@ -320,8 +357,9 @@ class GANRun(Run):
         kind = self.config.adversarial_loss
         device = self.accelerator.device
         indices, task_ids = self._batch(batch_number)
-        real = self.train_images[indices].to(device)
-        real_labels = self.train_labels[indices].to(device) if self.config.num_classes is not None else None
+        index = torch.as_tensor(indices, device=self.train_images.device)
+        real = self.train_images[index].to(device)
+        real_labels = self.train_labels[index].to(device) if self.config.num_classes is not None else None
         batch = real.shape[0]
         both_tasks = None if task_ids is None else torch.cat([task_ids, task_ids])
 
@@ -337,7 +375,7 @@ class GANRun(Run):
         if self.augment is not None:  # DiffAugment: the same policy on real and fake, differentiable
             images = self.augment(images)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-        with self.accelerator.autocast():
+        with self.accelerator.autocast(), self._eager_if(apply_r1):
             scored = self.discriminator(images, class_labels=labels, task=both_tasks)
         logits = scored.logits.float()
         real_logits, fake_logits = logits[:batch], logits[batch:]
@@ -358,9 +396,8 @@ class GANRun(Run):
         self.accelerator.backward(d_loss)
         if self.accelerator.sync_gradients:
             losses["grad_norm_d"] = self.clip_and_measure(self.discriminator)
-        self.discriminator_optimizer.step()
-        self.discriminator_scheduler.step()
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        self.step_optimizer(self.discriminator_optimizer, self.discriminator_scheduler)
+        self.zero_grad(self.discriminator_optimizer)
 
         # (2) generator step: D is called unwrapped with frozen weights, so no D gradients exist or sync.
         latents = torch.randn(batch, self.config.latent_size, generator=self.noise.generator).to(device)
@@ -405,15 +442,14 @@ class GANRun(Run):
         self.discriminator_module.requires_grad_(True)
         if self.accelerator.sync_gradients:
             losses["grad_norm_g"] = self.clip_and_measure(self.generator)
-        self.generator_optimizer.step()
-        self.generator_scheduler.step()
+        self.step_optimizer(self.generator_optimizer, self.generator_scheduler)
         self.after_weighted_step(losses)
-        self.generator_optimizer.zero_grad(set_to_none=True)
+        self.zero_grad(self.generator_optimizer)
         return losses
 
     def after_optimizer_step(self, step: int) -> None:
         if self.ema is not None:
-            self.ema.step(self.generator_module.parameters())
+            self.ema.step(self.generator_parameters)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Sampling, evaluation and saving use the EMA weights when there are any.

@@ -104,17 +104,26 @@ def _progress_disabled(accelerator: Accelerator) -> bool:
     return not accelerator.is_local_main_process or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
 
 
-def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_steps: int | None = None) -> dict:
-    """
-    Runs a recipe to the end (or to `stop_after_steps`, used by tests to simulate a crash) and returns the final
-    metrics. Writes the model folder, metrics.json and checkpoints under `recipe.output_dir`.
+@dataclasses.dataclass
+class TrainingSession:
+    """What `train` sets up before its first step: the accelerator, the family's `Run`, the loop's state (resumed when
+    asked) and what checkpoints hold. `genxfer bench speed` times the loop's steps on one of these."""
 
-    Raises `CheckpointError` when the output folder holds another run's checkpoints or the one to resume is damaged,
-    and `TrainingDiverged` at the first check after a loss, a gradient norm or a weight became NaN or infinite (no
-    checkpoint or model is written after it; the last good checkpoint is kept).
+    recipe: Recipe
+    accelerator: Accelerator
+    run: object
+    state: RunState
+    shared: dict
+    per_process: dict
+    identity: dict
+
+
+def start_session(recipe: Recipe, accelerator: Accelerator | None = None) -> TrainingSession:
+    """
+    Everything before the first step: the output folder is checked (and the recipe written), the source resolved,
+    the family's `Run` built, and its checkpoint loaded when the run resumes.
     """
     accelerator = accelerator or build_accelerator(recipe)
-    training = recipe.training
     checkpoint_dir = os.path.join(recipe.output_dir, "checkpoints")
     identity = run_identity(recipe_to_dict(recipe))
     resume_path = _prepare_output_dir(recipe, checkpoint_dir, identity, accelerator)
@@ -142,11 +151,24 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
     if resume_path is not None:
         load_checkpoint(accelerator, resume_path, shared, per_process)
         accelerator.print(f"Resumed from {resume_path} at step {state.step}.")
+    return TrainingSession(recipe, accelerator, run, state, shared, per_process, identity)
 
+
+def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_steps: int | None = None) -> dict:
+    """
+    Runs a recipe to the end (or to `stop_after_steps`, used by tests to simulate a crash) and returns the final
+    metrics. Writes the model folder, metrics.json and checkpoints under `recipe.output_dir`.
+
+    Raises `CheckpointError` when the output folder holds another run's checkpoints or the one to resume is damaged,
+    and `TrainingDiverged` at the first check after a loss, a gradient norm or a weight became NaN or infinite (no
+    checkpoint or model is written after it; the last good checkpoint is kept).
+    """
+    session = start_session(recipe, accelerator)
+    accelerator, training = session.accelerator, recipe.training
     if training.report_to not in ("none", "", None):
         accelerator.init_trackers("genxfer", config=_flatten(dataclasses.asdict(recipe)))
     try:
-        metrics = _train_loop(recipe, accelerator, run, state, shared, per_process, identity, stop_after_steps)
+        metrics = _train_loop(session, stop_after_steps)
     except BaseException:
         accelerator.end_training()
         raise
@@ -154,33 +176,62 @@ def train(recipe: Recipe, accelerator: Accelerator | None = None, stop_after_ste
     return metrics
 
 
-def _train_loop(recipe, accelerator, run, state, shared, per_process, identity, stop_after_steps) -> dict:
+class StepRunner:
+    """
+    One optimizer step of the loop at a time: its micro-batches (under `accelerator.accumulate`), the divergence
+    watch, and the logged values, summed on the device and read (one host synchronisation) only by `read_logs`.
+    """
+
+    def __init__(self, session: TrainingSession):
+        self.session = session
+        self.guard = DivergenceGuard(session.accelerator.device)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def step(self) -> int:
+        session = self.session
+        run, state, accumulation = session.run, session.state, session.recipe.training.gradient_accumulation_steps
+        step = state.step + 1
+        for micro in range(accumulation):
+            batch_number = state.step * accumulation + micro
+            with session.accelerator.accumulate(*run.trained_modules()):
+                losses = run.training_step(batch_number)
+            self.guard.observe(step, losses)
+            for name, value in losses.items():
+                value = value.detach().float()
+                self.sums[name] = self.sums[name] + value if name in self.sums else value
+                self.counts[name] = self.counts.get(name, 0) + 1
+        state.step = step
+        run.after_optimizer_step(step)
+        return step
+
+    def read_logs(self) -> dict[str, float]:
+        """The mean of each logged value since the last read, over every process."""
+        accelerator = self.session.accelerator
+        logs = {
+            name: float(accelerator.reduce((self.sums[name] / self.counts[name]).to(accelerator.device), "mean"))
+            for name in self.sums
+        }
+        self.sums, self.counts = {}, {}
+        return logs
+
+
+def _train_loop(session: TrainingSession, stop_after_steps: int | None) -> dict:
+    recipe, accelerator, run, state = session.recipe, session.accelerator, session.run, session.state
+    shared, per_process, identity = session.shared, session.per_process, session.identity
     training = recipe.training
     checkpoint_dir = os.path.join(recipe.output_dir, "checkpoints")
     run.on_train_start(state.step)
     progress = tqdm(
         total=training.max_steps, initial=state.step, disable=_progress_disabled(accelerator), desc="train"
     )
-    guard = DivergenceGuard(accelerator.device)
+    steps = StepRunner(session)
+    guard = steps.guard
     started = time.perf_counter()
-    # Logged values stay on the device between logging steps: no host synchronisation per step.
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
     last_stop = training.max_steps if stop_after_steps is None else min(training.max_steps, stop_after_steps)
     try:
         while not state.stopped_early and state.step < last_stop:
-            step = state.step + 1
-            for micro in range(training.gradient_accumulation_steps):
-                batch_number = state.step * training.gradient_accumulation_steps + micro
-                with accelerator.accumulate(*run.trained_modules()):
-                    losses = run.training_step(batch_number)
-                guard.observe(step, losses)
-                for name, value in losses.items():
-                    value = value.detach().float()
-                    sums[name] = sums[name] + value if name in sums else value
-                    counts[name] = counts.get(name, 0) + 1
-            state.step = step
-            run.after_optimizer_step(step)
+            step = steps.step()
             progress.update(1)
 
             log_due = step % training.log_every == 0 or step == last_stop
@@ -188,11 +239,7 @@ def _train_loop(recipe, accelerator, run, state, shared, per_process, identity, 
             if log_due or checkpoint_due or run.periodic_due(step):
                 raise_if_diverged(guard, accelerator, training, list_checkpoints(checkpoint_dir))
             if log_due:
-                logs = {
-                    name: float(accelerator.reduce((sums[name] / counts[name]).to(accelerator.device), "mean"))
-                    for name in sums
-                }
-                sums, counts = {}, {}
+                logs = steps.read_logs()
                 accelerator.log(logs, step=step)
                 state.history.append({"step": step, **logs})
                 progress.set_postfix({name: f"{value:.4g}" for name, value in logs.items()})

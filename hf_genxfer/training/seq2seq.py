@@ -29,8 +29,8 @@ from ..recipes import Recipe, task_data
 from ..transfer import transfer_parameters
 from ..transfer.naming import layer_stack
 from ..transfer.vocabulary import extend_vocabulary
-from .batches import IndexStream
-from .run import Run, RunState
+from .batches import IndexStream, LengthGroupedStream
+from .run import Run, RunState, optimizer_options
 from .strategy import adapter_base, parameter_groups
 
 SEQ2SEQ_ADAM_BETAS = (0.9, 0.999)
@@ -39,6 +39,11 @@ NUM_SENTINELS = 32  # span-corruption sentinels added to a tokenizer trained fro
 
 # --------------------------------------------------------------------------------------------------------------------
 # Sources and models
+
+
+def example_lengths(dataset: Dataset) -> list[int]:
+    """A sort key per tokenized example for `training.group_by_length`: the target's length, then the source's."""
+    return [len(labels) * 65536 + len(ids) for labels, ids in zip(dataset["labels"], dataset["input_ids"])]
 
 
 def check_seq2seq_source(model_type: str | None, name_or_path: str) -> None:
@@ -199,7 +204,21 @@ class Seq2SeqRun(Run):
                 )
             self.train_dataset = concatenate_datasets(parts)
         self.collator = seq2seq_collator(self.tokenizer, model=self.model)
-        if self.task_names is None:
+        if self.task_names is not None and training.group_by_length:
+            raise RecipeError(
+                "training.group_by_length applies to single-task runs (a multi-task batch follows the task mixing): "
+                "remove it or train one task."
+            )
+        if self.task_names is None and training.group_by_length:
+            # Batches of similar lengths: the padding share of the computed tokens drops (genxfer bench speed).
+            self.stream = LengthGroupedStream(
+                example_lengths(self.train_dataset),
+                training.batch_size,
+                recipe.seed,
+                accelerator.process_index,
+                accelerator.num_processes,
+            )
+        elif self.task_names is None:
             self.stream = IndexStream(
                 len(self.train_dataset),
                 training.batch_size,
@@ -240,7 +259,10 @@ class Seq2SeqRun(Run):
             lr=training.learning_rate,
             betas=betas,
             weight_decay=training.weight_decay,
+            **optimizer_options(training),
         )
+        if training.compile:
+            trained.compile()  # the forward compiled in place (nn.Module.compile); generation stays eager
         scheduler = get_scheduler(
             training.lr_scheduler,
             optimizer,
@@ -293,12 +315,14 @@ class Seq2SeqRun(Run):
     def trained_modules(self) -> list[torch.nn.Module]:
         return [self.prepared_model]
 
-    def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
+    def batch_indices(self, batch_number: int) -> list[int]:
+        """The training examples of this process's `batch_number`-th micro-batch."""
         if self.task_names is None:
-            indices = self.stream.indices(batch_number)
-        else:
-            indices = [self.task_offsets[task] + i for task, i in self.task_batches.pairs(batch_number)]
-        batch = self._collate(self.train_dataset, indices)
+            return self.stream.indices(batch_number)
+        return [self.task_offsets[task] + i for task, i in self.task_batches.pairs(batch_number)]
+
+    def training_step(self, batch_number: int) -> dict[str, torch.Tensor]:
+        batch = self._collate(self.train_dataset, self.batch_indices(batch_number))
         with self.accelerator.autocast():
             output = self.prepared_model(**batch)
         loss = output.loss
@@ -311,10 +335,9 @@ class Seq2SeqRun(Run):
         self.backward(loss, task_losses, losses, prefix="loss")
         if self.accelerator.sync_gradients:
             losses["grad_norm"] = self.clip_and_measure(self.prepared_model)
-        self.optimizer.step()
-        self.scheduler.step()
+        self.step_optimizer(self.optimizer, self.scheduler)
         self.after_weighted_step(losses)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.zero_grad(self.optimizer)
         return losses
 
     def score_split(self, name: str, limit: int | None = None) -> tuple[dict, list[dict]]:

@@ -336,3 +336,14 @@ def test_learned_latent_affine_starts_at_the_identity_and_round_trips(tmp_path):
     target.save_pretrained(tmp_path / "affine")
     loaded = AutoModel.from_pretrained(tmp_path / "affine").eval()
     torch.testing.assert_close(loaded(latents, labels).images, changed, **AFTER_RELOAD)
+
+
+def test_minibatch_std_is_the_population_std_of_each_group():
+    from hf_genxfer.models.gan.modeling_gan import _minibatch_std
+
+    hidden = torch.randn(12, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = _minibatch_std(hidden)
+    assert out.shape == (12, 6, 4, 4) and torch.equal(out[:, :5], hidden)
+    groups = hidden.reshape(3, 4, 5, 4, 4)  # consecutive groups of 4
+    expected = (groups.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3)).repeat_interleave(4)
+    torch.testing.assert_close(out[:, 5, 0, 0], expected, rtol=1e-6, atol=1e-7)

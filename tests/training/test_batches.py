@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_genxfer.recipes import MultitaskRecipe
-from hf_genxfer.training.batches import IndexStream, TaskBatches
+from hf_genxfer.training.batches import IndexStream, LengthGroupedStream, TaskBatches
 
 
 def test_each_epoch_is_a_seeded_permutation():
@@ -54,3 +54,47 @@ def test_task_batches_follow_the_mixing_and_resume_by_number(weighting):
     if weighting == "gradnorm":  # gradient-based weightings see every task in every batch
         assert all({task for task, _ in plan.pairs(b)} == {"a", "b"} for b in range(50))
         assert torch.tensor([len(plan.pairs(b)) for b in range(10)]).unique().tolist() == [8]
+
+
+def _reference_indices(stream: IndexStream, batch_number: int) -> list[int]:
+    """The stream's indices one position at a time (the definition that resumed runs rely on)."""
+    start = (batch_number * stream.num_processes + stream.process_index) * stream.batch_size
+    positions = range(start, start + stream.batch_size)
+    return [int(stream._permutation(p // stream.num_examples)[p % stream.num_examples]) for p in positions]
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_sliced_indices_match_the_position_by_position_definition(processes):
+    for rank in range(processes):
+        stream = IndexStream(num_examples=23, batch_size=5, seed=7, process_index=rank, num_processes=processes)
+        for b in range(30):  # batches that straddle epochs included
+            assert stream.indices(b) == _reference_indices(stream, b)
+
+
+def test_length_grouped_batches_cut_padding_and_cover_every_example():
+    lengths = torch.randint(1, 60, (400,), generator=torch.Generator().manual_seed(0)).tolist()
+    grouped = LengthGroupedStream(lengths, batch_size=8, seed=0, group=10)
+    plain = IndexStream(400, 8, seed=0)
+
+    def padding(stream):
+        padded = real = 0
+        for b in range(50):  # one pass: 50 batches of 8 over 400 examples
+            batch = [lengths[i] for i in stream.indices(b)]
+            padded, real = padded + len(batch) * max(batch), real + sum(batch)
+        return 1 - real / padded
+
+    assert padding(grouped) < 0.5 * padding(plain)
+    seen = [i for b in range(50) for i in grouped.indices(b)]
+    assert sorted(seen) == list(range(400))  # every example once per pass
+    again = LengthGroupedStream(lengths, batch_size=8, seed=0, group=10)
+    assert again.indices(37) == grouped.indices(37)  # a batch follows from its number alone (resume)
+    assert [grouped.indices(b) for b in range(10)] != [
+        LengthGroupedStream(lengths, 8, seed=1, group=10).indices(b) for b in range(10)
+    ]
+
+
+def test_length_grouped_processes_read_disjoint_shares():
+    lengths = list(range(1, 97))
+    streams = [LengthGroupedStream(lengths, 4, seed=0, process_index=r, num_processes=2, group=6) for r in range(2)]
+    seen = [i for b in range(12) for s in streams for i in s.indices(b)]
+    assert sorted(seen) == list(range(96))

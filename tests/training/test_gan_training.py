@@ -57,12 +57,19 @@ def test_checkpoints_are_pruned_to_the_limit(gan_recipe_factory):
     assert steps == [5, 6]
 
 
-@pytest.mark.parametrize("accumulation", [1, 2])
-def test_resume_continues_the_run_exactly(gan_recipe_factory, accumulation):
-    straight = validate_recipe(gan_recipe_factory("straight", max_steps=4, gradient_accumulation_steps=accumulation))
+SPEED_OPTIONS = {"channels_last": True, "optimizer_implementation": "fused"}
+
+
+@pytest.mark.parametrize(
+    "accumulation, options", [(1, {}), (2, {}), (1, SPEED_OPTIONS)], ids=["defaults", "accumulation", "speed-options"]
+)
+def test_resume_continues_the_run_exactly(gan_recipe_factory, accumulation, options):
+    straight = validate_recipe(
+        gan_recipe_factory("straight", max_steps=4, gradient_accumulation_steps=accumulation, **options)
+    )
     train(straight)
 
-    crashed = gan_recipe_factory("crashed", max_steps=4, gradient_accumulation_steps=accumulation)
+    crashed = gan_recipe_factory("crashed", max_steps=4, gradient_accumulation_steps=accumulation, **options)
     train(validate_recipe(crashed), stop_after_steps=2)  # the "crash": the process stops after step 2's checkpoint
     assert not os.path.exists(os.path.join(crashed["output_dir"], "model.safetensors"))
     # A half-written checkpoint from the crash must be ignored.

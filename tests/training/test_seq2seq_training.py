@@ -54,10 +54,13 @@ def test_fresh_process_auto_classes_generate_what_the_cli_prints(seq2seq_recipe_
     assert scores["num_examples"] == 8 and 0 <= scores["exact_match"] <= 1
 
 
-def test_resume_continues_exactly(seq2seq_recipe_factory):
-    straight = seq2seq_recipe_factory("straight", max_steps=4)
+@pytest.mark.parametrize(
+    "options", [{}, {"group_by_length": True, "optimizer_implementation": "fused"}], ids=["defaults", "speed-options"]
+)
+def test_resume_continues_exactly(seq2seq_recipe_factory, options):
+    straight = seq2seq_recipe_factory("straight", max_steps=4, **options)
     train(validate_recipe(straight))
-    crashed = seq2seq_recipe_factory("crashed", max_steps=4)
+    crashed = seq2seq_recipe_factory("crashed", max_steps=4, **options)
     train(validate_recipe(crashed), stop_after_steps=2)
     crashed["training"]["resume_from_checkpoint"] = "latest"
     train(validate_recipe(crashed))

@@ -131,7 +131,10 @@ def _minibatch_std(hidden: torch.Tensor, group_size: int = 4) -> torch.Tensor:
     while batch % group:
         group -= 1
     grouped = hidden.reshape(batch // group, group, channels, height, width)
-    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
+    # The variance as a mean of squared deviations: the same values as `var(dim=1, unbiased=False)`, whose CPU kernel
+    # is 50x slower on these small groups (12-17% of an 8x8 training step, genxfer bench speed's profile).
+    centered = grouped - grouped.mean(dim=1, keepdim=True)
+    std = (centered.square().mean(dim=1) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
     std = std.repeat_interleave(group).reshape(batch, 1, 1, 1).expand(batch, 1, height, width)
     return torch.cat([hidden, std], dim=1)  # (B, C, H, W) -> (B, C+1, H, W)
 
