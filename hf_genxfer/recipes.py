@@ -93,8 +93,7 @@ class TrainingRecipe:
     checkpoint_every: int = 500
     checkpoints_total_limit: int = 2
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
-    overwrite_output_dir: bool = False  # start afresh in an output_dir that holds another run's checkpoints
-    # (deletes them); without it such a folder is refused, so that no run continues or prunes another's checkpoints
+    overwrite_output_dir: bool = False  # start afresh in an output_dir holding another run's checkpoints (deleted)
     sample_every: int = 500  # GAN: sample grid PNG + tensorboard image
     log_every: int = 50
     eval_every: int = 0  # evaluate every k steps (0: only at the end); Seq2Seq on validation, GAN FID/KID on held-out
@@ -102,12 +101,10 @@ class TrainingRecipe:
     early_stopping_metric: str = "chrf"
     report_to: str = "tensorboard"  # any accelerate tracker name, or "none"
     num_workers: int = 0
-    # Speed options (genxfer bench speed measures each). The optimizers' kernels: "auto" is torch's own choice
-    # (foreach on GPUs, a loop over tensors on CPUs), "fused" one kernel for every tensor (CPU and CUDA).
-    optimizer_implementation: Literal["auto", "for_loop", "foreach", "fused"] = "auto"
-    group_by_length: bool = False  # Seq2Seq: batches of similar lengths (less padding computed), as transformers'
+    optimizer_implementation: Literal["auto", "for_loop", "foreach", "fused"] = "auto"  # speed options: README
+    group_by_length: bool = False  # Seq2Seq: batches of similar lengths (less padding computed)
     channels_last: bool = False  # GAN: convolutions in channels-last memory format
-    compile: bool = False  # torch.compile the model's forward for training (opt-in: compiling takes a while)
+    compile: bool = False  # torch.compile the models' forward (opt-in: compiling takes a while)
 
 
 @dataclass

@@ -8,7 +8,6 @@ import os
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
 from transformers import get_scheduler
 
 from ..data.images import load_image_splits
@@ -20,6 +19,7 @@ from ..transfer import DiffAugment, TransferReport, transfer_parameters
 from ..transfer.correspondence import CrossDomainCorrespondence
 from ..utils import image_grid
 from .batches import IndexStream
+from .ema import GeneratorEMA
 from .run import Run, RunState, optimizer_options, place_model
 from .strategy import adapter_base, parameter_groups
 
@@ -106,27 +106,6 @@ def reinitialise_discriminator(model: GANModel, seed: int, report: TransferRepor
         for entry in report.entries:
             if entry.name.startswith("discriminator.") and entry.status in ("copied", "remapped"):
                 entry.status, entry.reason, entry.transferred = "initialised", "transfer.fresh_discriminator", 0
-
-
-class GeneratorEMA(EMAModel):
-    """
-    diffusers' `EMAModel` (same state, decay schedule, `store`/`copy_to`/`restore`), with its update done by one
-    `torch._foreach_lerp_` over the trained tensors: 2-2.5x faster than its own foreach path on CPU (measured on the
-    8x8 and 32x32 generators), so the EMA costs little next to a training step.
-    """
-
-    @torch.no_grad()
-    def step(self, parameters) -> None:
-        parameters = list(parameters)
-        self.optimization_step += 1
-        decay = self.get_decay(self.optimization_step)
-        self.cur_decay_value = decay
-        trained = [(s, p) for s, p in zip(self.shadow_params, parameters) if p.requires_grad]
-        frozen = [(s, p) for s, p in zip(self.shadow_params, parameters) if not p.requires_grad]
-        if frozen:
-            torch._foreach_copy_([s for s, _ in frozen], [p for _, p in frozen])
-        if trained:
-            torch._foreach_lerp_([s for s, _ in trained], [p for _, p in trained], 1 - decay)
 
 
 class NoiseState:

@@ -7,7 +7,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from hf_genxfer.recipes import validate_recipe
-from hf_genxfer.training.gan import GeneratorEMA
+from hf_genxfer.training.ema import GeneratorEMA
 from hf_genxfer.training.loop import train
 
 

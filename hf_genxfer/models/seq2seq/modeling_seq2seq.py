@@ -73,7 +73,6 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
     """
 
     config_class = Seq2SeqConfig
-    _generating_task: str | None = None  # set while `generate(task=...)` holds that task's parts installed
     config: Seq2SeqConfig
     base_model_prefix = "backbone"
     main_input_name = "input_ids"
@@ -410,10 +409,6 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
             return self.backbone(**inputs, return_dict=True)
         if sharing == "hard":
             return self._hard_forward(inputs, task)
-        if self._generating_task is not None and task == self._generating_task:
-            # A decoding step of `generate(task=...)`, which installed the task's parts for the whole call: no swap
-            # and no re-wrapping per step (a multi-task model then generates as fast as a single-task one).
-            return self.backbone(**inputs, return_dict=True)
         return self._routed_forward(inputs, task)
 
     def _batch_size(self, inputs: dict) -> int:
@@ -533,12 +528,11 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
         their own (the sequences come back in input order, padded with the pad token).
         """
         sharing = self.config.sharing
+        if sharing != "hard":  # the backbone's own generate (with the task's parts installed): no wrapper per step
+            kwargs.setdefault("generation_config", self.generation_config)
         if sharing == "single":
             if task is not None:
                 self._check_task_name(task)
-            # The backbone's own `generate` with this model's generation config: the same decoding without this
-            # wrapper's forward in every step (5-8% of a small model's batch-1 decoding, genxfer bench speed).
-            kwargs.setdefault("generation_config", self.generation_config)
             return self.backbone.generate(inputs, *args, **kwargs)
         if sharing == "hard":
             input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
@@ -563,14 +557,8 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
                 return self._generate_mixed_tasks(inputs, tasks, *args, **kwargs)
             task = tasks[0]
         self._check_task_name(task)
-        # Installed for the whole call too, so that the encoder pass that `generate` runs itself gets the task's
-        # parts (LoRA adapters live in the encoder too); each decoding step's forward(task=...) installs them again.
-        with self.task_parts_installed(task):
-            self._generating_task = task
-            try:
-                return super().generate(inputs, *args, task=task, **kwargs)
-            finally:
-                self._generating_task = None
+        with self.task_parts_installed(task):  # for the encoder pass and every decoding step
+            return self.backbone.generate(inputs, *args, **kwargs)
 
     def _generate_mixed_tasks(self, inputs, tasks: list[str], *args, **kwargs) -> torch.LongTensor:
         """One `generate` per task over its examples; rows padded with the pad token and returned in input order."""
@@ -596,11 +584,7 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
             rows = torch.tensor([index for index, each in enumerate(tasks) if each == name], device=inputs.device)
             sub = {key: value.index_select(0, rows.to(value.device)) for key, value in per_example.items()}
             with self.task_parts_installed(name):
-                self._generating_task = name
-                try:
-                    out = super().generate(inputs.index_select(0, rows), *args, task=name, **sub, **shared)
-                finally:
-                    self._generating_task = None
+                out = self.backbone.generate(inputs.index_select(0, rows), *args, **sub, **shared)
             pieces.append((rows, out))
         per_input = pieces[0][1].shape[0] // len(pieces[0][0])  # num_return_sequences
         length = max(out.shape[1] for _, out in pieces)
