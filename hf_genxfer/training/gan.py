@@ -311,6 +311,7 @@ class GANRun(Run):
         # are runs of consecutive samples, and should measure one task's diversity, not the gap between tasks.
         pairs = sorted(self.task_batches.pairs(batch_number), key=lambda pair: self.task_names.index(pair[0]))
         indices = [self.task_offsets[task] + index for task, index in pairs]
+        self.batch_tasks = {task for task, _ in pairs}  # known on the host: no device sync to ask which are present
         task_ids = torch.tensor([self.task_names.index(task) for task, _ in pairs], device=self.accelerator.device)
         return indices, task_ids
 
@@ -415,7 +416,7 @@ class GANRun(Run):
             task_losses = {
                 name: generator_loss(fake_logits[task_ids == k], kind)
                 for k, name in enumerate(self.task_names)
-                if bool((task_ids == k).any())
+                if name in self.batch_tasks
             }
         self.backward(g_loss, task_losses, losses, prefix="loss_g")
         self.discriminator_module.requires_grad_(True)

@@ -64,7 +64,7 @@ class SpeedBenchConfig:
                 "num_classes": 10,
             },
             steps=60,
-            options={"optimizer_implementation": "fused"},
+            options={"compile": True},
         )
     )
     gan_32: GANCase = field(
@@ -83,7 +83,7 @@ class SpeedBenchConfig:
             data=dict(GLYPH_DATA),
             batch_size=32,
             steps=20,
-            options={"optimizer_implementation": "fused", "channels_last": True},
+            options={"channels_last": True},
         )
     )
     gan_64_rgb: GANCase = field(
@@ -99,7 +99,7 @@ class SpeedBenchConfig:
             data=dict(GLYPH_DATA),
             batch_size=32,
             steps=8,
-            options={"optimizer_implementation": "fused", "channels_last": True},
+            options={"channels_last": True},
         )
     )
     seq2seq_demo: Seq2SeqCase = field(

@@ -274,6 +274,8 @@ class GANGenerator(GANPreTrainedModel):
     (`GANModulation`), so the class and the latent reach every resolution.
     """
 
+    _no_split_modules = ["GANGeneratorBlock"]  # FSDP's transformer-based wrap shards block by block
+
     def __init__(self, config: GANConfig):
         super().__init__(config)
         widths = config.block_widths
@@ -359,6 +361,7 @@ class GANDiscriminator(GANPreTrainedModel):
     """Scores images (and class labels when conditional, by projection) as real or fake."""
 
     main_input_name = "images"
+    _no_split_modules = ["GANDiscriminatorBlock"]  # FSDP's transformer-based wrap shards block by block
 
     def __init__(self, config: GANConfig):
         super().__init__(config)

@@ -3,8 +3,23 @@ no task is installed, and the per-task LoRA update of a shared linear layer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+
+@contextmanager
+def backbone_generation_config(backbone: nn.Module, generation_config) -> Iterator[None]:
+    """The wrapper's generation config in the backbone for the block, so that the backbone's own `generate` follows it
+    (passing it as `generation_config=` beside other generation arguments is deprecated in transformers 5)."""
+    resting = backbone.generation_config
+    backbone.generation_config = generation_config
+    try:
+        yield
+    finally:
+        backbone.generation_config = resting
 
 
 class Seq2SeqTaskSlot(nn.Module):
@@ -64,4 +79,48 @@ def get_submodule_parent(root: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (root.get_submodule(parent_path) if parent_path else root), name
 
 
-__all__ = ["Seq2SeqLoRA", "Seq2SeqLoRALinear", "Seq2SeqTaskSlot", "get_submodule_parent"]
+def generate_mixed_tasks(model, inputs, tasks: list[str], *args, **kwargs) -> torch.LongTensor:
+    """A multi-task Seq2SeqModel's `generate` over a batch of mixed tasks: one generate per task over its examples,
+    rows padded with the pad token and returned in input order."""
+    if kwargs.get("return_dict_in_generate"):
+        raise ValueError(
+            "return_dict_in_generate=True needs one task per call with per-task parts: call generate once per "
+            "task, or pass a single task name."
+        )
+    batch_size = len(tasks)
+    pad_token_id = model.generation_config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = model.config.pad_token_id or 0
+    per_example = {
+        key: value
+        for key, value in kwargs.items()
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == batch_size
+    }
+    shared = {key: value for key, value in kwargs.items() if key not in per_example}
+    if inputs is None:
+        inputs = per_example.pop("input_ids")
+    pieces = []
+    for name in dict.fromkeys(tasks):  # first-seen order
+        rows = torch.tensor([index for index, each in enumerate(tasks) if each == name], device=inputs.device)
+        sub = {key: value.index_select(0, rows.to(value.device)) for key, value in per_example.items()}
+        with model.task_parts_installed(name):
+            out = model.backbone_generate(inputs.index_select(0, rows), *args, **sub, **shared)
+        pieces.append((rows, out))
+    per_input = pieces[0][1].shape[0] // len(pieces[0][0])  # num_return_sequences
+    length = max(out.shape[1] for _, out in pieces)
+    result = torch.full((batch_size * per_input, length), pad_token_id, dtype=pieces[0][1].dtype)
+    result = result.to(inputs.device)
+    for rows, out in pieces:
+        targets = (rows[:, None] * per_input + torch.arange(per_input, device=rows.device)).reshape(-1)
+        result[targets, : out.shape[1]] = out
+    return result
+
+
+__all__ = [
+    "Seq2SeqLoRA",
+    "Seq2SeqLoRALinear",
+    "Seq2SeqTaskSlot",
+    "backbone_generation_config",
+    "generate_mixed_tasks",
+    "get_submodule_parent",
+]
