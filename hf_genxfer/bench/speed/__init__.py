@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 from ..core import log, machine_info
@@ -95,6 +96,7 @@ def run_speed_bench(config: SpeedBenchConfig, out: str, mode: str = "full", resu
         **report,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    shutil.rmtree(work, ignore_errors=True)  # scratch: the recipes each method's session wrote, nothing to keep
     report["targets"] = evaluate_targets(report)
     report["plots"] = [os.path.basename(p) for p in write_plots(report, out_dir, stem)]
     with open(out, "w", encoding="utf-8") as handle:
