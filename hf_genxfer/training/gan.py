@@ -206,12 +206,9 @@ class GANRun(Run):
         discriminator_optimizer = torch.optim.Adam(
             parameter_groups(self.model.discriminator, d_lr, transfer), lr=d_lr, betas=betas, **kernels
         )
-        place_model(self.model, training)
-        if training.compile:
-            # Each network's forward compiled in place (nn.Module.compile), so the prepared and the unwrapped
-            # module both run it; the R1 steps run the discriminator eagerly (no double backward through compile).
-            self.model.generator.compile()
-            self.model.discriminator.compile()
+        # Each network on its own (each is called directly); with training.compile, the R1 steps run the
+        # discriminator eagerly (no double backward through compile).
+        place_model([self.model.generator, self.model.discriminator], training)
         schedulers = [
             get_scheduler(
                 training.lr_scheduler,

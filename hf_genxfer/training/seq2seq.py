@@ -30,7 +30,7 @@ from ..transfer import transfer_parameters
 from ..transfer.naming import layer_stack
 from ..transfer.vocabulary import extend_vocabulary
 from .batches import IndexStream, LengthGroupedStream
-from .run import Run, RunState, optimizer_options
+from .run import Run, RunState, optimizer_options, place_model
 from .strategy import adapter_base, parameter_groups
 
 SEQ2SEQ_ADAM_BETAS = (0.9, 0.999)
@@ -261,8 +261,7 @@ class Seq2SeqRun(Run):
             weight_decay=training.weight_decay,
             **optimizer_options(training),
         )
-        if training.compile:
-            trained.compile()  # the forward compiled in place (nn.Module.compile); generation stays eager
+        place_model([trained], training)  # training.compile: the forward is compiled; generation stays eager
         scheduler = get_scheduler(
             training.lr_scheduler,
             optimizer,
