@@ -33,11 +33,12 @@ TINY = [
     "gan_glyphs.source_samples_per_glyph=1",
     "gan_glyphs.eval_samples_per_glyph=2",
     "gan_glyphs.source_steps=2",
+    "gan_glyphs.source_eval_every=1",
     "gan_glyphs.eval_steps=[2]",
     "gan_glyphs.report_steps=[2]",
     "gan_glyphs.batch_size=8",
     "gan_glyphs.num_samples=62",
-    "gan_glyphs.strategies=[source,scratch,freezed,full+cdc,style,latent]",
+    "gan_glyphs.strategies=[source,scratch,freezed,full+cdc,style,latent,latent+bias]",
     f"seq2seq.model={TINY_BART}",
     "seq2seq.source_train_size=64",
     "seq2seq.high=1000",
@@ -103,8 +104,17 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     names = [t["name"] for t in report["targets"]]
     assert any(n.startswith("gan_digits_reversed: lora final FID / full's") for n in names)
     assert any("unseen-character content accuracy" in n for n in names)
-    assert set(report["glyph_checks_by_strategy"]) == {"freezed", "full+cdc", "style", "latent"}
+    assert set(report["glyph_checks_by_strategy"]) == {"freezed", "full+cdc", "style", "latent", "latent+bias"}
     assert glyphs["latent"]["generator_trainable_fraction"] < 0.01  # the latent's shift and scale only
+    # + the modulations' biases: more than the latent alone, far less than style-only
+    latent_bias = glyphs["latent+bias"]["generator_trainable_parameters"]
+    assert glyphs["latent"]["generator_trainable_parameters"] < latent_bias
+    assert latent_bias < glyphs["style"]["generator_trainable_parameters"]
+    # The source is trained in segments of source_eval_every steps, its own-font accuracy recorded after each.
+    curve = report["gan_glyphs"]["source_training"]["content_accuracy_curve"]
+    assert [p["step"] for p in curve] == [1, 2] and curve[-1]["content_accuracy"] == report["gan_glyphs"][
+        "source_content_accuracy"
+    ]
     assert any("own fonts" in n for n in names)
     seq2seq = report["seq2seq"]
     assert seq2seq["strategies"]["lora"]["trainable_fraction"] < 1

@@ -34,6 +34,13 @@ def _gan_transfer(strategy: str, section) -> dict:
         transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
     elif base == "style":
         transfer["freeze_generator_blocks"] = section.style_frozen_blocks
+    elif base == "latent" and "bias" in extras:  # the latent's affine and the modulations' biases train
+        transfer["freeze_generator_blocks"] = 0  # the embeddings and mappings
+        transfer["freeze"] = [
+            "generator.blocks.*.convs.*",
+            "generator.blocks.*.modulations.*.weight",
+            "generator.to_image.*",
+        ]
     elif base == "latent":  # only the latent's learned shift and scale train: every weight stays the source's
         from ...models.gan import GANConfig
 
@@ -69,6 +76,7 @@ def _gan_recipe(output_dir: str, section, data: dict, max_steps: int, resume: bo
             ema_decay=kw.pop("ema_decay", section.ema_decay),
             sample_every=0,
             mode_seeking_weight=kw.pop("mode_seeking_weight", getattr(section, "mode_seeking_weight", 0.0)),
+            channels_last=getattr(section, "channels_last", False),
         ),
         # The loop's own final evaluation is kept small: the bench scores every segment itself, the same way for all.
         "evaluation": {"num_samples": 64, "feature_network": kw.pop("feature_network")},
@@ -154,6 +162,9 @@ def _run_gan_strategy(
     rates = {}
     if changes:
         rates["latent_learning_rate"] = section.latent_learning_rate
+    if "bias" in strategy.split("+"):  # the generator's biases at their own rate, the discriminator at the scenario's
+        rates["learning_rate"] = section.bias_learning_rate
+        rates["discriminator_learning_rate"] = section.learning_rate
     if strategy.startswith("lora"):
         if section.lora_learning_rate is not None:
             rates["learning_rate"] = section.lora_learning_rate
@@ -356,25 +367,30 @@ def run_gan_glyphs(section, work: str) -> dict:
     held_out = min(0.5, max(0.1, 1.5 / (len(source_fonts) * section.source_samples_per_glyph)))
     source_data = {"dataset": source_folder, "held_out_fraction": held_out, "seed": 0}
     log(f"gan_glyphs: pretraining the source GAN on {len(source_fonts)} fonts")
-    _, source_seconds = train_recipe(
-        _gan_recipe(
+    # Trained in segments of source_eval_every steps (a constant rate: the same run as in one piece), after each the
+    # source's own content accuracy: every character, drawn from its latents (in whatever source font), read by the
+    # glyph classifier.
+    all_labels = torch.arange(len(GLYPH_CHARACTERS)).repeat(section.eval_samples_per_glyph)
+    source_seconds, source_curve = 0.0, []
+    segments = list(range(section.source_eval_every, section.source_steps, section.source_eval_every))
+    for index, steps in enumerate([*segments, section.source_steps]):
+        raw = _gan_recipe(
             source_dir,
             section,
             source_data,
-            section.source_steps,
-            resume=False,
+            steps,
+            resume=index > 0,
             feature_network="glyphs",
             ema_decay=0.999,
             learning_rate=section.source_learning_rate or section.learning_rate,
             mode_seeking_weight=section.source_mode_seeking_weight,
         )
-    )
-    # The source's own content accuracy: every character, drawn from its latents (in whatever source font), read
-    # by the glyph classifier.
-    all_labels = torch.arange(len(GLYPH_CHARACTERS)).repeat(section.eval_samples_per_glyph)
-    source_images = generate_images(GANModel.from_pretrained(source_dir).generator, len(all_labels), all_labels, 2)
-    source_content_accuracy = classifier_accuracy(source_images, all_labels, "glyphs")["accuracy"]
-    log(f"gan_glyphs: source content accuracy on its own fonts {source_content_accuracy:.1%}")
+        source_seconds += train_recipe(raw)[1]
+        images = generate_images(GANModel.from_pretrained(source_dir).generator, len(all_labels), all_labels, 2)
+        accuracy = classifier_accuracy(images, all_labels, "glyphs")["accuracy"]
+        source_curve.append({"step": steps, "content_accuracy": accuracy, "wall_seconds": round(source_seconds, 1)})
+        log(f"gan_glyphs: source at {steps} steps, content accuracy on its own fonts {accuracy:.1%}")
+    source_content_accuracy = source_curve[-1]["content_accuracy"]
     target_data = {
         "dataset": target_folder,
         "classes": seen,
@@ -403,7 +419,11 @@ def run_gan_glyphs(section, work: str) -> dict:
         ),
         "diversity_shots": set_diversity(shots, "fonts")["diversity"],
         "num_shots": len(shots),
-        "source_training": {"steps": section.source_steps, "wall_seconds": round(source_seconds, 1)},
+        "source_training": {
+            "steps": section.source_steps,
+            "wall_seconds": round(source_seconds, 1),
+            "content_accuracy_curve": source_curve,
+        },
         "source_content_accuracy": source_content_accuracy,
         "source_fonts": source_fonts,
         "target_font": section.target_font,
