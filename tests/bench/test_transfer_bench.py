@@ -171,3 +171,22 @@ def test_transfer_bench_schedulers_are_checked_and_span_the_whole_run(tmp_path, 
             gan_jobs._run_gan_strategy("t", strategy, strategy, section, str(tmp_path), "src", {}, None, "digits")
     assert seen[0]["lr_scheduler"] == "cosine" and seen[0]["lr_schedule_steps"] == section.eval_steps[-1]
     assert "lr_scheduler" not in seen[1]  # full keeps the section's constant rate
+
+
+def test_glyph_strategy_names_are_checked():
+    """+bias trains the modulations' biases beside the latent; every other base trains them already, so it is
+    refused there with the rule in the sentence; a bad source_eval_every too."""
+    import pytest
+
+    from hf_genxfer.bench.transfer.config import resolve_config
+    from hf_genxfer.bench.transfer.gan_jobs import _gan_transfer
+    from hf_genxfer.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=r"'full\+bias'.*\+bias only after latent"):
+        resolve_config(False, ["gan_glyphs.strategies=[full+bias]"])
+    with pytest.raises(RecipeError, match="source_eval_every must be at least 1"):
+        resolve_config(False, ["gan_glyphs.source_eval_every=0"])
+    section = resolve_config(False, ["gan_glyphs.strategies=[latent+bias+cdc]"]).gan_glyphs
+    transfer = _gan_transfer("latent+bias+cdc", section)
+    assert transfer["freeze_generator_blocks"] == 0 and transfer["cdc_weight"] == section.cdc_weight
+    assert "generator.blocks.*.modulations.*.weight" in transfer["freeze"]

@@ -312,3 +312,30 @@ def test_latent_only_transfer_moves_the_latent_affine_and_nothing_else(tmp_path,
     torch.testing.assert_close(
         target(latents, labels).images, source(shifted.detach(), labels).images, rtol=1e-5, atol=1e-6
     )
+
+
+def test_latent_bias_recipe_trains_the_latent_and_the_modulation_biases_only(tmp_path):
+    """The shipped latent+bias recipe's transfer section on a source with per-layer conditioning: the latent's
+    affine and every modulation's bias move; the convolutions, modulation weights, embeddings, mappings and output
+    layer keep the source's values bit for bit."""
+    import yaml
+
+    import hf_genxfer
+    from hf_genxfer import GANModel
+
+    recipes = os.path.join(os.path.dirname(hf_genxfer.__file__), "recipe_files")
+    shipped = yaml.safe_load(open(os.path.join(recipes, "gan_glyphs_transfer_latent_bias.yaml")))
+    source_raw = tiny_gan_recipe(tmp_path / "source", max_steps=2)
+    source_raw["model"]["style_mapping_layers"] = 1
+    train(validate_recipe(source_raw))
+    raw = _gan_target(tmp_path, source_raw["output_dir"], shipped["transfer"])
+    raw["model"] = dict(shipped["model"])
+    rates = ("learning_rate", "discriminator_learning_rate", "latent_learning_rate")
+    raw["training"].update({key: shipped["training"][key] for key in rates}, max_steps=3)
+    train(validate_recipe(raw))
+    source = GANModel.from_pretrained(source_raw["output_dir"]).generator.state_dict()
+    target = GANModel.from_pretrained(raw["output_dir"]).generator.state_dict()
+    moved = {name for name, tensor in source.items() if not torch.equal(tensor, target[name])}
+    biases = {name for name in source if ".modulations." in name and name.endswith(".bias")}
+    assert biases and moved == biases
+    assert target["latent_shift"].abs().max() > 0

@@ -117,8 +117,9 @@ class GANDigitsBench:
     cdc_batch_size: int = 16
     num_samples: int = 1000  # generated images per FID/KID evaluation
     ema_decay: float = 0.99  # few hundred steps: a shorter EMA than pretraining's 0.999
-    # A LoRA sweep: each entry overrides some of lora_r, lora_alpha, lora_learning_rate, lora_modules_to_save,
-    # discriminator_learning_rate and runs as one more LoRA strategy; the results are recorded beside the others.
+    # A LoRA sweep: each entry overrides some of LORA_SWEEP_FIELDS (lora_r, lora_alpha, lora_learning_rate,
+    # lora_modules_to_save, lora_lr_scheduler, discriminator_learning_rate, fresh_discriminator, ema_decay) and runs
+    # as one more LoRA strategy; the results are recorded beside the others.
     lora_sweep: list[dict] = field(default_factory=list)
     discriminator_learning_rate: float | None = None  # LoRA runs: the discriminator's rate (None: learning_rate)
     seed: int = 0
@@ -292,6 +293,8 @@ LORA_SWEEP_FIELDS = (
     "lora_modules_to_save",
     "lora_lr_scheduler",
     "discriminator_learning_rate",
+    "fresh_discriminator",
+    "ema_decay",
 )
 
 
