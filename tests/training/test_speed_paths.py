@@ -58,3 +58,30 @@ def test_compiled_gan_trains_like_the_eager_one(gan_recipe_factory):
     reference = train(validate_recipe(gan_recipe_factory("eager", max_steps=5)))
     compiled = train(validate_recipe(gan_recipe_factory("compiled", max_steps=5, compile=True)))  # R1 at step 1 and 5
     assert compiled["fid"] == pytest.approx(reference["fid"], rel=1e-3)
+
+
+@pytest.mark.slow  # the first compiled call compiles (~10 s on 2 cores): run with `pytest -m slow`
+def test_compiled_generation_gives_the_eager_tokens():
+    """generate(compile=True): a static cache and compiled decoding steps, on the CPU too, with the same greedy tokens
+    as eager decoding; beam search stays eager, with a warning, and the caller's arguments win."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from hf_genxfer.models.seq2seq import Seq2SeqModel
+    from hf_genxfer.models.seq2seq.task_parts import compiled_decoding
+
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=60, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+    )  # fmt: skip
+    model = Seq2SeqModel.from_backbone(BartForConditionalGeneration(config)).eval()
+    inputs = torch.randint(4, 60, (3, 7))
+    settings = dict(max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    eager = model.generate(inputs, **settings)
+    compiled = model.generate(inputs, compile=True, **settings)
+    assert torch.equal(compiled, eager)
+    assert getattr(model.backbone, "_compiled_call", None) is not None  # transformers did compile the decoding step
+    assert compiled_decoding(model, {"cache_implementation": "dynamic"})["cache_implementation"] == "dynamic"
+    with pytest.warns(UserWarning, match="beam search runs eagerly"):
+        beams = model.generate(inputs, compile=True, num_beams=2, **settings)
+    assert torch.equal(beams, model.generate(inputs, num_beams=2, **settings))

@@ -41,6 +41,7 @@ class Seq2SeqCase:
     steps: int = 20
     options: dict = field(default_factory=lambda: {"group_by_length": True})
     generation: bool = True  # also time generation (greedy and 4-beam, batch 1 and 32) and multi-task routing
+    compile_generation: bool = True  # greedy decoding also with generate(compile=True) (its warm-up compiles)
     generation_inputs: int = 32  # test sources generated per repetition (batch 1: this many calls)
     new_tokens: int = 24  # tokens generated per input (min = max, so every method decodes the same number)
 

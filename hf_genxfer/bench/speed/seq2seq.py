@@ -221,8 +221,8 @@ def measure_seq2seq_case(name: str, case, config, work: str, compile_too: bool =
 
 
 def measure_generation(run, case, config) -> dict:
-    """Generated tokens/s, greedy and 4-beam, batch 1 and 32: our wrapper against the bare backbone's `generate`;
-    multi-task routing (a shared-encoder model, `task=`) against the single-task wrapper of the same size."""
+    """Generated tokens/s, greedy and 4-beam, batch 1 and 32: our wrapper (and, greedy, `generate(compile=True)`, its
+    first call compiling in the warm-up) against the bare backbone's `generate`; multi-task routing (a shared-encoder model, `task=`) against the single-task wrapper of the same size."""
     from ...models.seq2seq import Seq2SeqModel
 
     model = run.model.eval()
@@ -258,6 +258,8 @@ def measure_generation(run, case, config) -> dict:
                 "bare": call(model.backbone.generate),
                 "multitask": call(multi.generate, {"task": "en"}),
             }
+            if beams == 1 and case.compile_generation:  # generate(compile=True); transformers compiles no beams
+                methods["compiled"] = call(model.generate, {"compile": True})
             for function in methods.values():
                 function()
             rates = interleave(methods, config.repetitions)
@@ -267,5 +269,9 @@ def measure_generation(run, case, config) -> dict:
                 "ratio_ours_vs_bare": round(rates["ours"]["median"] / rates["bare"]["median"], 3),
                 "multitask_overhead": round(1 - rates["multitask"]["median"] / rates["ours"]["median"], 3),
             }
+            if "compiled" in rates:
+                results[key]["ratio_compiled_vs_bare"] = round(
+                    rates["compiled"]["median"] / rates["bare"]["median"], 3
+                )
     model.train()
     return results

@@ -25,6 +25,7 @@ from .task_parts import (
     Seq2SeqLoRALinear,
     Seq2SeqTaskSlot,
     backbone_generation_config,
+    compiled_decoding,
     generate_mixed_tasks,
     get_submodule_parent,
 )
@@ -527,13 +528,16 @@ class Seq2SeqModel(PreTrainedModel, GenerationMixin):
             loss=loss, logits=logits, encoder_last_hidden_state=encoder_hidden, task_losses=task_losses or None
         )
 
-    def generate(self, inputs: torch.Tensor | None = None, *args, task=None, **kwargs):
+    def generate(self, inputs: torch.Tensor | None = None, *args, task=None, compile: bool = False, **kwargs):
         r"""
         [`GenerationMixin.generate`] with `task=`: required for the multi-task sharing modes. sharing="hard" accepts
         one task per example (with `config.task_token_in_decoder`, decoding starts from each example's task token).
         The per-task-parts modes also take one task per example: each task's examples are generated in a call of
-        their own (the sequences come back in input order, padded with the pad token).
+        their own (the sequences come back in input order, padded with the pad token). `compile=True`: a static
+        cache and compiled decoding steps on any device (greedy and sampling; see `compiled_decoding`).
         """
+        if compile:
+            kwargs = compiled_decoding(self, kwargs)
         sharing = self.config.sharing
         if sharing == "single":
             if task is not None:
