@@ -222,7 +222,8 @@ def measure_seq2seq_case(name: str, case, config, work: str, compile_too: bool =
 
 def measure_generation(run, case, config) -> dict:
     """Generated tokens/s, greedy and 4-beam, batch 1 and 32: our wrapper (and, greedy, `generate(compile=True)`, its
-    first call compiling in the warm-up) against the bare backbone's `generate`; multi-task routing (a shared-encoder model, `task=`) against the single-task wrapper of the same size."""
+    first call compiling in the warm-up) against the bare backbone's `generate`; multi-task routing (a shared-encoder
+    model, `task=`) against the single-task wrapper of the same size."""
     from ...models.seq2seq import Seq2SeqModel
 
     model = run.model.eval()
