@@ -190,3 +190,13 @@ def test_glyph_strategy_names_are_checked():
     transfer = _gan_transfer("latent+bias+cdc", section)
     assert transfer["freeze_generator_blocks"] == 0 and transfer["cdc_weight"] == section.cdc_weight
     assert "generator.blocks.*.modulations.*.weight" in transfer["freeze"]
+    # The bench's latent+bias and the shipped recipe freeze the same: the two spellings of one strategy stay twins.
+    import yaml
+
+    import hf_genxfer
+
+    path = os.path.join(os.path.dirname(hf_genxfer.__file__), "recipe_files", "gan_glyphs_transfer_latent_bias.yaml")
+    shipped = yaml.safe_load(open(path))
+    assert {k: transfer[k] for k in ("freeze_generator_blocks", "freeze")} == shipped["transfer"]
+    assert shipped["training"]["learning_rate"] == section.bias_learning_rate
+    assert shipped["training"]["latent_learning_rate"] == section.latent_learning_rate
