@@ -129,6 +129,9 @@ class LoraRecipe:
     # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save), e.g. the class
     # embedding of a GAN learning new classes: globs on module names, e.g. ["generator.class_embedding"].
     modules_to_save: list[str] | None = None
+    # PEFT's DoRA (weight-decomposed LoRA, Liu et al. 2024): each adapted weight's magnitude trains apart from its
+    # low-rank direction update (one more number per output channel); PEFT's loaders and merge handle it as LoRA.
+    use_dora: bool = False
 
 
 @dataclass

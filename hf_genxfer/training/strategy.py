@@ -161,6 +161,7 @@ def apply_adapters(model: nn.Module, transfer: TransferRecipe, default_target: s
         dropout=lora.dropout,
         modules=lora.modules,
         modules_to_save=lora.modules_to_save,
+        use_dora=lora.use_dora,
     )
     return apply_lora(model, config)
 

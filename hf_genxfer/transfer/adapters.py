@@ -155,6 +155,7 @@ def lora_config_for(
     dropout: float = 0.0,
     modules: list[str] | None = None,
     modules_to_save: list[str] | None = None,
+    use_dora: bool = False,
 ) -> LoraConfig:
     """A `LoraConfig` adapting every layer of `target` that LoRA adapts exactly (see [`find_lora_targets`]).
 
@@ -164,6 +165,7 @@ def lora_config_for(
     `modules_to_save` (globs on module names) picks layers that train in full next to the adapter and are saved
     with it (PEFT's `modules_to_save`), e.g. `["generator.class_embedding"]` for a GAN learning new classes: a
     rank-r update cannot give new classes independent embedding rows. Those layers get no LoRA of their own.
+    `use_dora` makes it PEFT's DoRA (a trained magnitude per output channel beside the low-rank direction update).
 
     Example:
     ```python
@@ -185,6 +187,7 @@ def lora_config_for(
         target_modules=names,
         modules_to_save=saved or None,
         task_type=task_type,
+        use_dora=use_dora,
     )
 
 

@@ -1,5 +1,6 @@
 """`genxfer bench transfer` end to end with tiny models and a few steps: the JSON's structure and the PNGs."""
 
+import dataclasses
 import json
 import os
 
@@ -19,7 +20,7 @@ TINY = [
     "gan_digits.batch_size=8",
     "gan_digits.num_samples=32",
     "gan_digits.strategies=[source,scratch,full,lora+diffaugment]",
-    "gan_digits.lora_sweep=[{lora_r: 2, lora_modules_to_save: [generator.class_embedding]}]",
+    "gan_digits.lora_sweep=[{lora_r: 2, lora_modules_to_save: [generator.class_embedding], lora_use_dora: true}]",
     f"gan_digits_reversed.model={TINY_GAN % 10}",
     "gan_digits_reversed.source_steps=2",
     "gan_digits_reversed.eval_steps=[2]",
@@ -91,6 +92,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     # The LoRA sweep runs as more LoRA strategies, recorded with their settings.
     (sweep,) = report["gan_digits"]["lora_sweep"]
     assert sweep["settings"]["lora_r"] == 2 and sweep["final"]["fid"] >= 0
+    assert sweep["settings"]["lora_use_dora"] is True
     assert sweep["generator_trainable_fraction"] < digits["lora+diffaugment"]["generator_trainable_fraction"] + 0.05
     reversed_digits = report["gan_digits_reversed"]
     assert reversed_digits["source_classes"] == [5, 6, 7, 8, 9] and reversed_digits["target_classes"] == [
@@ -190,6 +192,11 @@ def test_glyph_strategy_names_are_checked():
     transfer = _gan_transfer("latent+bias+cdc", section)
     assert transfer["freeze_generator_blocks"] == 0 and transfer["cdc_weight"] == section.cdc_weight
     assert "generator.blocks.*.modulations.*.weight" in transfer["freeze"]
+    # A sweep entry's lora_use_dora reaches the recipe's transfer.lora (PEFT's DoRA).
+    digits = resolve_config(False, ["gan_digits.lora_sweep=[{lora_use_dora: true}]"]).gan_digits
+    assert "use_dora" not in _gan_transfer("lora", digits)["lora"]
+    varied = dataclasses.replace(digits, **digits.lora_sweep[0])
+    assert _gan_transfer("lora", varied)["lora"]["use_dora"] is True
     # The bench's latent+bias and the shipped recipe freeze the same: the two spellings of one strategy stay twins.
     import yaml
 

@@ -58,6 +58,7 @@ GAN_STRATEGIES = {
         "strategy": "lora_class_embedding",
         "lora": {"r": 2, "alpha": 4, "modules_to_save": ["generator.class_embedding"]},
     },
+    "lora_dora": {"strategy": "lora_dora", "lora": {"r": 2, "alpha": 4, "use_dora": True}},
 }
 
 
@@ -90,6 +91,10 @@ def test_gan_strategies(tmp_path, gan_source, strategy):
     if strategy.startswith("lora"):
         assert os.path.isfile(os.path.join(out, "adapter", "adapter_model.safetensors"))
         assert report["trainable_parameters"] < report["total_parameters"]
+        adapter_config = json.load(open(os.path.join(out, "adapter", "adapter_config.json")))
+        assert adapter_config["use_dora"] is (strategy == "lora_dora")
+        saved = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
+        assert any("lora_magnitude_vector" in key for key in saved) is (strategy == "lora_dora")
         from peft import PeftModel
 
         from hf_genxfer import GANModel

@@ -105,6 +105,7 @@ class GANDigitsBench:
     # at 5e-4 (2026-12-02 sweep, README "LoRA on digits").
     lora_learning_rate: float | None = 0.0005
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
+    lora_use_dora: bool = False  # PEFT's DoRA in place of plain LoRA
     # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
     # eval_steps); LoRA runs take lora_lr_scheduler when it is set
     lr_scheduler: str = "constant"
@@ -118,8 +119,8 @@ class GANDigitsBench:
     num_samples: int = 1000  # generated images per FID/KID evaluation
     ema_decay: float = 0.99  # few hundred steps: a shorter EMA than pretraining's 0.999
     # A LoRA sweep: each entry overrides some of LORA_SWEEP_FIELDS (lora_r, lora_alpha, lora_learning_rate,
-    # lora_modules_to_save, lora_lr_scheduler, discriminator_learning_rate, fresh_discriminator, ema_decay) and runs
-    # as one more LoRA strategy; the results are recorded beside the others.
+    # lora_modules_to_save, lora_use_dora, lora_lr_scheduler, discriminator_learning_rate, fresh_discriminator,
+    # ema_decay) and runs as one more LoRA strategy; the results are recorded beside the others.
     lora_sweep: list[dict] = field(default_factory=list)
     discriminator_learning_rate: float | None = None  # LoRA runs: the discriminator's rate (None: learning_rate)
     seed: int = 0
@@ -175,6 +176,7 @@ class GANGlyphsBench:
     lora_alpha: int = 8
     lora_learning_rate: float | None = LORA_LEARNING_RATE  # the generator's; the discriminator keeps learning_rate
     lora_modules_to_save: list[str] | None = None
+    lora_use_dora: bool = False
     lr_scheduler: str = "constant"
     lora_lr_scheduler: str | None = None
     l2sp_weight: float = 0.01
@@ -291,6 +293,7 @@ LORA_SWEEP_FIELDS = (
     "lora_alpha",
     "lora_learning_rate",
     "lora_modules_to_save",
+    "lora_use_dora",
     "lora_lr_scheduler",
     "discriminator_learning_rate",
     "fresh_discriminator",

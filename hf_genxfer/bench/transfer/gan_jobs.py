@@ -29,6 +29,8 @@ def _gan_transfer(strategy: str, section) -> dict:
         transfer["lora"] = {"r": section.lora_r, "alpha": section.lora_alpha, "target": "generator"}
         if section.lora_modules_to_save:
             transfer["lora"]["modules_to_save"] = list(section.lora_modules_to_save)
+        if section.lora_use_dora:
+            transfer["lora"]["use_dora"] = True
     elif base in ("l2sp", "ewc"):
         transfer["regularizer"] = base
         transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
