@@ -4,10 +4,13 @@ processes and, with `--resume`, reuses the jobs an interrupted run already finis
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
 import os
+import signal
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -128,6 +131,22 @@ def run_job(job: str, kwargs: dict, threads: int) -> tuple[dict, float]:
     return result, time.perf_counter() - started
 
 
+def _die_with_parent(parent: int) -> None:
+    """
+    A pool worker's initializer: on Linux the kernel sends the worker SIGTERM when the bench process dies, however it
+    dies (`kill`, even `kill -9`), so no orphaned worker goes on training for an hour; elsewhere nothing is done
+    (there, Ctrl-C still reaches the whole process group).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the bench died before the request was made
+        os._exit(1)
+
+
 class JobSchedule:
     """
     Jobs by name, each (job, kwargs, priority): `job` names the function as "module:function"; `triggers` add jobs once all the jobs they wait for are done.
@@ -189,7 +208,9 @@ class JobSchedule:
                 self._done(name, *run_job(job, kwargs, threads), job_fingerprint(job, kwargs))
                 self._fire()
             return self.results
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             running = {}
             while self.pending or running:
                 while self.pending and len(running) < workers:
