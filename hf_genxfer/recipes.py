@@ -126,12 +126,9 @@ class LoraRecipe:
     dropout: float = 0.0
     target: str | None = None  # gan: "generator" (default); seq2seq: "backbone" (default)
     modules: list[str] | None = None  # globs narrowing the adapted layers
-    # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save), e.g. the class
-    # embedding of a GAN learning new classes: globs on module names, e.g. ["generator.class_embedding"].
-    modules_to_save: list[str] | None = None
-    # PEFT's DoRA (weight-decomposed LoRA, Liu et al. 2024): each adapted weight's magnitude trains apart from its
-    # low-rank direction update (one more number per output channel); PEFT's loaders and merge handle it as LoRA.
-    use_dora: bool = False
+    # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save; globs on module names),
+    modules_to_save: list[str] | None = None  # e.g. ["generator.class_embedding"] for a GAN learning new classes
+    use_dora: bool = False  # PEFT's DoRA: a trained magnitude per output channel beside the low-rank update
 
 
 @dataclass
