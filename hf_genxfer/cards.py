@@ -211,6 +211,7 @@ def build_adapter_card(
         "trainable_parameters": f"{trainable:,}" if trainable is not None else "its",
         "r": adapter_config.get("r"),
         "lora_alpha": adapter_config.get("lora_alpha"),
+        "kind": "DoRA (weight-decomposed LoRA)" if adapter_config.get("use_dora") else "LoRA",
         "target_modules": target_modules or "every linear and convolution layer",
         "auto_class": family.auto_class,
     }

@@ -29,6 +29,7 @@ def test_gan_transfer_card(tmp_path):
     assert "[More Information Needed]" not in adapter_card.text
     assert f'AutoModel.from_pretrained("{source["output_dir"]}")' in adapter_card.text
     assert 'subfolder="adapter"' in adapter_card.text and "rank 2" in adapter_card.text
+    assert "A PEFT LoRA adapter" in adapter_card.text  # DoRA adapters say so (tests/training/test_transfer_runs.py)
     assert data["pipeline_tag"] == "unconditional-image-generation"
 
 

@@ -95,6 +95,8 @@ def test_gan_strategies(tmp_path, gan_source, strategy):
         assert adapter_config["use_dora"] is (strategy == "lora_dora")
         saved = load_file(os.path.join(out, "adapter", "adapter_model.safetensors"))
         assert any("lora_magnitude_vector" in key for key in saved) is (strategy == "lora_dora")
+        card = open(os.path.join(out, "adapter", "README.md"), encoding="utf-8").read()
+        assert ("A PEFT DoRA (weight-decomposed LoRA) adapter" in card) is (strategy == "lora_dora")
         from peft import PeftModel
 
         from hf_genxfer import GANModel
