@@ -193,7 +193,8 @@ def test_glyph_strategy_names_are_checked():
     assert transfer["freeze_generator_blocks"] == 0 and transfer["cdc_weight"] == section.cdc_weight
     assert "generator.blocks.*.modulations.*.weight" in transfer["freeze"]
     # A sweep entry's lora_use_dora reaches the recipe's transfer.lora (PEFT's DoRA).
-    digits = resolve_config(False, ["gan_digits.lora_sweep=[{lora_use_dora: true}]"]).gan_digits
+    digits = resolve_config(False, ["gan_digits.lora_use_dora=false", "gan_digits.lora_sweep=[{lora_use_dora: true}]"])
+    digits = digits.gan_digits
     assert "use_dora" not in _gan_transfer("lora", digits)["lora"]
     varied = dataclasses.replace(digits, **digits.lora_sweep[0])
     assert _gan_transfer("lora", varied)["lora"]["use_dora"] is True

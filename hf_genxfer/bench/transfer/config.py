@@ -100,16 +100,17 @@ class GANDigitsBench:
     fresh_discriminator: bool = True
     lora_r: int = 4  # rank 4 keeps the generator's adapters under 10% of its parameters (rank 8: 12%)
     lora_alpha: int = 8
-    # The generator's adapters at 5e-4 with a cosine decay over the run (the discriminator keeps learning_rate and
-    # decays with them): at 1e-3 LoRA drifted after 200-300 steps to 4x full fine-tuning's final FID, at rank 6 even
-    # at 5e-4 (2026-12-02 sweep, README "LoRA on digits").
+    # The generator's adapters: PEFT's DoRA at a constant 5e-4 against a discriminator at 6e-4. At 1e-3 plain LoRA
+    # drifted after 200-300 steps to 4x full fine-tuning's final FID, at rank 6 even at 5e-4; a cosine decay held it
+    # at 1.5x on one machine and 2.8-3.1x on another; DoRA with a constant rate and a discriminator at 4e-4-1e-3
+    # ended at 1.00-1.15x and 1.35-1.49x in seven settings (2026-12-02/03 sweeps, README "LoRA on digits").
     lora_learning_rate: float | None = 0.0005
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
-    lora_use_dora: bool = False  # PEFT's DoRA in place of plain LoRA
+    lora_use_dora: bool = True  # PEFT's DoRA in place of plain LoRA
     # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
     # eval_steps); LoRA runs take lora_lr_scheduler when it is set
     lr_scheduler: str = "constant"
-    lora_lr_scheduler: str | None = "cosine"
+    lora_lr_scheduler: str | None = None
     l2sp_weight: float = 0.01
     ewc_weight: float = 10.0
     diffaugment: str = "color,translation,cutout"
@@ -122,7 +123,7 @@ class GANDigitsBench:
     # lora_modules_to_save, lora_use_dora, lora_lr_scheduler, discriminator_learning_rate, fresh_discriminator,
     # ema_decay) and runs as one more LoRA strategy; the results are recorded beside the others.
     lora_sweep: list[dict] = field(default_factory=list)
-    discriminator_learning_rate: float | None = None  # LoRA runs: the discriminator's rate (None: learning_rate)
+    discriminator_learning_rate: float | None = 0.0006  # LoRA runs: the discriminator's rate (None: learning_rate)
     seed: int = 0
 
 
