@@ -192,12 +192,6 @@ def test_glyph_strategy_names_are_checked():
     transfer = _gan_transfer("latent+bias+cdc", section)
     assert transfer["freeze_generator_blocks"] == 0 and transfer["cdc_weight"] == section.cdc_weight
     assert "generator.blocks.*.modulations.*.weight" in transfer["freeze"]
-    # A sweep entry's lora_use_dora reaches the recipe's transfer.lora (PEFT's DoRA).
-    digits = resolve_config(False, ["gan_digits.lora_use_dora=false", "gan_digits.lora_sweep=[{lora_use_dora: true}]"])
-    digits = digits.gan_digits
-    assert "use_dora" not in _gan_transfer("lora", digits)["lora"]
-    varied = dataclasses.replace(digits, **digits.lora_sweep[0])
-    assert _gan_transfer("lora", varied)["lora"]["use_dora"] is True
     # The bench's latent+bias and the shipped recipe freeze the same: the two spellings of one strategy stay twins.
     import yaml
 
@@ -208,3 +202,17 @@ def test_glyph_strategy_names_are_checked():
     assert {k: transfer[k] for k in ("freeze_generator_blocks", "freeze")} == shipped["transfer"]
     assert shipped["training"]["learning_rate"] == section.bias_learning_rate
     assert shipped["training"]["latent_learning_rate"] == section.latent_learning_rate
+
+
+def test_lora_use_dora_reaches_the_recipe():
+    """`lora_use_dora`, as a field or a sweep entry (applied as the sweep applies it), becomes the recipe's
+    `transfer.lora.use_dora` (PEFT's DoRA); without it the recipe has plain LoRA."""
+    from hf_genxfer.bench.transfer.config import resolve_config
+    from hf_genxfer.bench.transfer.gan_jobs import _gan_transfer
+
+    digits = resolve_config(False, ["gan_digits.lora_use_dora=false", "gan_digits.lora_sweep=[{lora_use_dora: true}]"])
+    digits = digits.gan_digits
+    assert "use_dora" not in _gan_transfer("lora", digits)["lora"]
+    varied = dataclasses.replace(digits, **digits.lora_sweep[0])
+    assert _gan_transfer("lora", varied)["lora"]["use_dora"] is True
+    assert _gan_transfer("lora", resolve_config(False, []).gan_digits)["lora"]["use_dora"] is True  # the default
