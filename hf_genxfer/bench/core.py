@@ -153,7 +153,9 @@ class JobSchedule:
 
     With `cache_dir`, each finished job's result is written there (atomically, one JSON file per job); with `resume`,
     a job whose file holds the same fingerprint (kind and arguments, its whole bench section included) is taken from
-    it instead of being run again, so a crashed or interrupted bench continues where it stopped.
+    it instead of being run again, so a crashed or interrupted bench continues where it stopped. A result may list
+    the files and folders later jobs read in `"outputs"`: it is reused only while they all still exist.
+    `seconds` holds each job's seconds (a reused job's: the earlier run's).
     """
 
     def __init__(self, cache_dir: str | None = None, resume: bool = False):
@@ -162,6 +164,7 @@ class JobSchedule:
         self.results: dict[str, dict] = {}
         self.cache_dir, self.resume = cache_dir, resume
         self.reused: list[str] = []
+        self.seconds: dict[str, float] = {}
 
     def _cache_path(self, name: str) -> str:
         return os.path.join(self.cache_dir, name.replace("/", "__") + ".json")
@@ -170,8 +173,10 @@ class JobSchedule:
         if self.cache_dir and self.resume and os.path.isfile(self._cache_path(name)):
             with open(self._cache_path(name), encoding="utf-8") as handle:
                 cached = json.load(handle)
-            if cached["fingerprint"] == job_fingerprint(job, kwargs):
+            missing = [p for p in cached["result"].get("outputs", []) if not os.path.exists(p)]
+            if cached["fingerprint"] == job_fingerprint(job, kwargs) and not missing:
                 self.results[name] = cached["result"]
+                self.seconds[name] = cached.get("seconds", 0.0)
                 self.reused.append(name)
                 log(f"{name}: reused from {self._cache_path(name)}")
                 return
@@ -181,16 +186,20 @@ class JobSchedule:
         self.triggers.append((set(names), callback))
 
     def _fire(self) -> None:
-        for trigger in list(self.triggers):
-            if trigger[0] <= set(self.results):
-                self.triggers.remove(trigger)
-                trigger[1](self)
+        fired = True
+        while fired:  # a trigger may add another whose jobs are all done already (or that waits for none)
+            fired = False
+            for trigger in list(self.triggers):
+                if trigger[0] <= set(self.results):
+                    self.triggers.remove(trigger)
+                    trigger[1](self)
+                    fired = True
 
     def _next(self) -> str:
         return max(self.pending, key=lambda n: self.pending[n][2])  # dict order breaks ties: the order of adding
 
     def _done(self, name: str, result: dict, seconds: float, fingerprint: str | None = None) -> None:
-        self.results[name] = result
+        self.results[name], self.seconds[name] = result, seconds
         log(f"{name} done in {seconds:.0f} s")
         if self.cache_dir and fingerprint:
             os.makedirs(self.cache_dir, exist_ok=True)

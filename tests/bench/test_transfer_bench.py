@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 from hf_genxfer.cli import main
 
@@ -135,11 +136,26 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
         assert path.is_file() and os.path.getsize(path) > 0
     assert "targets" in capsys.readouterr().out
 
-    # --resume (the shared job schedule): finished scenarios are reused; a changed field reruns its scenario only.
+    # Every strategy is a job of its own (prepare, units, finish); each scenario's worker time is the sum of its jobs'.
+    jobs = report["job_seconds"]
+    assert {"gan_glyphs/prepare", "gan_glyphs/full+cdc", "gan_glyphs", "seq2seq/ru/lora"} <= set(jobs)
+    assert {"seq2seq/efficiency/scratch/4", "seq2seq/efficiency/lora/4"} <= set(jobs)
+    assert "seq2seq/efficiency/lora/8" not in jobs  # the strategy table's own run at that size and step count
+    assert "gan_digits/lora_sweep0" in jobs
+    own = [seconds for job, seconds in jobs.items() if job.startswith("gan_glyphs/") or job == "gan_glyphs"]
+    assert abs(report["gan_glyphs"]["worker_seconds"] - sum(own)) < 0.5
+
+    # --resume (the shared job schedule): finished jobs are reused; a changed field reruns its scenario's jobs only.
     assert main([*arguments, "--resume", "--set", "gan_digits.batch_size=4"]) == 0
     resumed = json.loads(out.read_text())
-    assert sorted(resumed["reused_jobs"]) == ["gan_digits_reversed", "gan_glyphs", "seq2seq"]
+    reused = set(resumed["reused_jobs"])
+    assert reused == {job for job in jobs if not (job == "gan_digits" or job.startswith("gan_digits/"))}
     assert resumed["seq2seq"] == report["seq2seq"] and resumed["config"]["gan_digits"]["batch_size"] == 4
+    # A source folder that is gone is not reused: its scenario runs again.
+    shutil.rmtree(tmp_path / "transfer_runs" / "gan_digits_reversed" / "source")
+    assert main([*arguments, "--resume", "--set", "gan_digits.batch_size=4"]) == 0
+    reused = set(json.loads(out.read_text())["reused_jobs"])
+    assert "gan_glyphs/prepare" in reused and not {j for j in reused if j.startswith("gan_digits_reversed")}
 
 
 def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):
@@ -216,3 +232,27 @@ def test_lora_use_dora_reaches_the_recipe():
     varied = dataclasses.replace(digits, **digits.lora_sweep[0])
     assert _gan_transfer("lora", varied)["lora"]["use_dora"] is True
     assert _gan_transfer("lora", resolve_config(False, []).gan_digits)["lora"]["use_dora"] is True  # the default
+
+
+def test_a_scenario_runs_as_rounds_of_jobs(monkeypatch):
+    """prepare, then each round of units once the round before is done (seeing its results), an empty round, finish."""
+    from hf_genxfer.bench import transfer
+    from hf_genxfer.bench.core import JobSchedule
+
+    ran = []
+    fake = transfer.Scenario(
+        prepare=lambda scenario, section, work: ran.append("prepare") or {"units": 2},
+        rounds=(
+            lambda section, prepared, done: [f"a{i}" for i in range(prepared["units"])],
+            lambda section, prepared, done: [f"b_after_{'_'.join(sorted(done))}"],
+            lambda section, prepared, done: [],
+        ),
+        run=lambda scenario, section, prepared, unit: ran.append(unit) or {"unit": unit},
+        finish=lambda scenario, section, prepared, units: {"units": sorted(units), "ran": list(ran)},
+    )
+    monkeypatch.setitem(transfer.SCENARIOS, "fake", fake)
+    schedule = JobSchedule()
+    transfer.plan_scenario(schedule, "fake", None, "unused", 0)
+    results = schedule.run(1, 1)
+    assert results["fake"] == {"units": ["a0", "a1", "b_after_a0_a1"], "ran": ["prepare", "a0", "a1", "b_after_a0_a1"]}
+    assert set(schedule.seconds) == {"fake/prepare", "fake/a0", "fake/a1", "fake/b_after_a0_a1", "fake"}

@@ -13,34 +13,107 @@ import json
 import os
 import time
 
-from ..core import JobSchedule, log, machine_info
+from ..core import JobSchedule, machine_info
+from . import gan_jobs, seq2seq_jobs
 from .config import QUICK_OVERRIDES, TransferBenchConfig, resolve_config
-from .gan_jobs import run_gan_digits, run_gan_digits_reversed, run_gan_glyphs
 from .report import evaluate_targets, glyph_checks_by_strategy, print_summary, write_plots
-from .seq2seq_jobs import run_seq2seq
 
-# In the order the schedule starts them: the longest first.
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """
+    A scenario as jobs: `prepare` (data and the source model), then rounds of units (each round's unit names come
+    from the results so far, e.g. the data-efficiency runs of Seq2Seq's best strategy), each unit a job of its own,
+    so that the strategies of one scenario run side by side with the others'; `finish` builds the scenario's report.
+    """
+
+    prepare: object  # (scenario, section, work) -> prepared dict
+    rounds: tuple  # each (section, prepared, done units) -> unit names
+    run: object  # (scenario, section, prepared, unit) -> the unit's result
+    finish: object  # (scenario, section, prepared, units) -> the scenario's report
+
+
+_GAN_DIGITS = Scenario(
+    gan_jobs.prepare_gan_digits, (gan_jobs.gan_units,), gan_jobs.run_gan_unit, gan_jobs.finish_gan_digits
+)
+# In the order the schedule starts their sources: the longest first.
 SCENARIOS = {
-    "seq2seq": run_seq2seq,
-    "gan_glyphs": run_gan_glyphs,
-    "gan_digits": run_gan_digits,
-    "gan_digits_reversed": run_gan_digits_reversed,
+    "gan_glyphs": Scenario(
+        gan_jobs.prepare_gan_glyphs, (gan_jobs.gan_units,), gan_jobs.run_gan_unit, gan_jobs.finish_gan_glyphs
+    ),
+    "seq2seq": Scenario(
+        seq2seq_jobs.prepare_seq2seq,
+        (seq2seq_jobs.seq2seq_strategy_units, seq2seq_jobs.seq2seq_efficiency_units),
+        seq2seq_jobs.run_seq2seq_unit,
+        seq2seq_jobs.finish_seq2seq,
+    ),
+    "gan_digits": _GAN_DIGITS,
+    "gan_digits_reversed": _GAN_DIGITS,
 }
 
 
-def scenario_job(scenario: str, section, work: str) -> dict:
-    """One scenario, as a job of the schedule (in a worker process, or in this one with one worker)."""
-    started = time.perf_counter()
-    result = SCENARIOS[scenario](section, work)
-    result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    log(f"{scenario} finished in {result['wall_seconds']:.0f} s")
-    return result
+def prepare_job(scenario: str, section, work: str) -> dict:
+    return SCENARIOS[scenario].prepare(scenario, section, work)
+
+
+def unit_job(scenario: str, section, prepared: dict, unit: str) -> dict:
+    return SCENARIOS[scenario].run(scenario, section, prepared, unit)
+
+
+def finish_job(scenario: str, section, prepared: dict, units: dict) -> dict:
+    return SCENARIOS[scenario].finish(scenario, section, prepared, units)
+
+
+def plan_scenario(schedule: JobSchedule, scenario: str, section, work: str, rank: int) -> None:
+    """
+    Adds a scenario's jobs: its `prepare` job first (by `rank`: the longest sources start first), each round of
+    units once the jobs before it are done, then its `finish` job, named after the scenario.
+    """
+    stages = SCENARIOS[scenario]
+    job = f"{__name__}:"
+    prepare = f"{scenario}/prepare"
+    schedule.add(prepare, job + "prepare_job", 1000 - rank, scenario=scenario, section=section, work=work)
+    units: list[str] = []
+
+    def add_round(index: int, waits: list[str]):
+        def add(schedule: JobSchedule) -> None:
+            prepared = schedule.results[prepare]
+            done = {unit: schedule.results[f"{scenario}/{unit}"] for unit in units}
+            if index == len(stages.rounds):
+                schedule.add(
+                    scenario,
+                    job + "finish_job",
+                    2000,
+                    scenario=scenario,
+                    section=section,
+                    prepared=prepared,
+                    units=done,
+                )
+                return
+            names = stages.rounds[index](section, prepared, done)
+            units.extend(names)
+            for unit in names:  # later rounds first: their scenario waits on them; then the longer scenarios
+                priority = 500 + 100 * index - rank
+                schedule.add(
+                    f"{scenario}/{unit}",
+                    job + "unit_job",
+                    priority,
+                    scenario=scenario,
+                    section=section,
+                    prepared=prepared,
+                    unit=unit,
+                )
+            schedule.when([f"{scenario}/{unit}" for unit in names], add_round(index + 1, names))
+
+        return add
+
+    schedule.when([prepare], add_round(0, [prepare]))
 
 
 def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full", resume: bool = False) -> dict:
     """
-    Runs every enabled scenario (side by side in `config.workers` processes), writes `out` and the PNGs. With
-    `resume`, scenarios finished by an earlier run with the same fields are taken from `<out stem>_runs/jobs/`.
+    Runs every enabled scenario's jobs (side by side in `config.workers` processes), writes `out` and the PNGs. With
+    `resume`, jobs finished by an earlier run with the same fields are taken from `<out stem>_runs/jobs/`.
     """
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
@@ -50,15 +123,11 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
     started = time.perf_counter()
     schedule = JobSchedule(os.path.join(work, "jobs"), resume)
     for rank, name in enumerate(names):
-        schedule.add(
-            name,
-            f"{__name__}:scenario_job",
-            len(names) - rank,
-            scenario=name,
-            section=getattr(config, name),
-            work=work,
-        )
-    results = schedule.run(max(1, min(config.workers, len(names))), config.threads_per_worker)
+        plan_scenario(schedule, name, getattr(config, name), work, rank)
+    results = schedule.run(max(1, config.workers), config.threads_per_worker)
+    for name in names:  # the time its jobs took, in whichever worker each ran
+        own = [job for job in schedule.seconds if job == name or job.startswith(f"{name}/")]
+        results[name]["worker_seconds"] = round(sum(schedule.seconds[job] for job in own), 1)
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(config),
@@ -67,7 +136,8 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
         **{name: results[name] for name in SCENARIOS if name in results},
         "targets": evaluate_targets(results, config),
         "glyph_checks_by_strategy": glyph_checks_by_strategy(results["gan_glyphs"]) if "gan_glyphs" in results else {},
-        "reused_jobs": schedule.reused,  # --resume: scenarios taken from an earlier run (their seconds are its)
+        "job_seconds": {name: round(seconds, 1) for name, seconds in schedule.seconds.items()},
+        "reused_jobs": schedule.reused,  # --resume: jobs taken from an earlier run (their seconds are its)
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     report["plots"] = [os.path.basename(p) for p in write_plots(results, out_dir, stem)]
@@ -79,7 +149,8 @@ def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full"
 __all__ = [
     "QUICK_OVERRIDES",
     "SCENARIOS",
-    "scenario_job",
+    "Scenario",
+    "plan_scenario",
     "TransferBenchConfig",
     "evaluate_targets",
     "print_summary",

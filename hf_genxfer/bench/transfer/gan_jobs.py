@@ -110,39 +110,49 @@ def _generator_trainable(raw: dict) -> dict:
     }
 
 
-def _run_gan_strategies(name: str, section, work: str, source_dir: str, target_data: dict, score, feature_network):
-    """Every strategy of a GAN scenario, then its LoRA sweep: scored by `score(generator)` at each of `eval_steps`."""
+def gan_units(section, prepared: dict, done: dict) -> list[str]:
+    """The jobs of a GAN scenario once its source is trained: each strategy, then each entry of its LoRA sweep."""
+    return [*section.strategies, *(f"lora_sweep{index}" for index in range(len(section.lora_sweep)))]
+
+
+def run_gan_unit(scenario: str, section, prepared: dict, unit: str) -> dict:
+    """One strategy (or LoRA sweep entry) of a GAN scenario from its trained source, scored at each of `eval_steps`."""
     from ...models.gan import GANModel
 
-    results = {}
-    for strategy in section.strategies:
-        if strategy == "source":
-            started = time.perf_counter()
-            scores = score(GANModel.from_pretrained(source_dir).generator)
-            results[strategy] = {
-                "curve": [{"step": 0, **scores}],
-                "at_steps": {str(s): scores for s in section.report_steps},
-                "final": scores,
-                "steps": 0,
-                "wall_seconds": round(time.perf_counter() - started, 1),
-                "trainable_parameters": 0,
-                "trainable_fraction": 0.0,
-                "generator_trainable_fraction": 0.0,
-            }
-            log(f"{name} {strategy}: FID {scores['fid']:.2f}")
-            continue
-        results[strategy] = _run_gan_strategy(
-            name, strategy, strategy, section, work, source_dir, target_data, score, feature_network
-        )
-    _add_steps_to_scratch(results, "fid")
-    sweep = []
-    for index, entry in enumerate(section.lora_sweep):
+    score, feature_network = (_glyph_scorer if scenario == "gan_glyphs" else _digits_scorer)(section, prepared)
+    work, source_dir, target_data = prepared["work"], prepared["source_dir"], prepared["target_data"]
+    if unit == "source":
+        started = time.perf_counter()
+        scores = score(GANModel.from_pretrained(source_dir).generator)
+        log(f"{scenario} {unit}: FID {scores['fid']:.2f}")
+        return {
+            "curve": [{"step": 0, **scores}],
+            "at_steps": {str(s): scores for s in section.report_steps},
+            "final": scores,
+            "steps": 0,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "trainable_parameters": 0,
+            "trainable_fraction": 0.0,
+            "generator_trainable_fraction": 0.0,
+        }
+    if unit.startswith("lora_sweep"):
+        entry = section.lora_sweep[int(unit.removeprefix("lora_sweep"))]
         varied = dataclasses.replace(section, **entry)
         result = _run_gan_strategy(
-            name, f"lora_sweep{index}", "lora", varied, work, source_dir, target_data, score, feature_network
+            scenario, unit, "lora", varied, work, source_dir, target_data, score, feature_network
         )
-        sweep.append({"settings": dict(entry), **result})
-    return results, sweep
+        return {"settings": dict(entry), **result, "outputs": [_strategy_dir(work, unit)]}
+    result = _run_gan_strategy(scenario, unit, unit, section, work, source_dir, target_data, score, feature_network)
+    return {**result, "outputs": [_strategy_dir(work, unit)]}
+
+
+def _gathered(section, units: dict) -> tuple[dict, list]:
+    """The units' results as the scenario reports them: strategies in their order (steps to scratch's final FID
+    added), then the LoRA sweep."""
+    plain = {name: {k: v for k, v in result.items() if k != "outputs"} for name, result in units.items()}
+    strategies = {strategy: plain[strategy] for strategy in section.strategies}
+    _add_steps_to_scratch(strategies, "fid")
+    return strategies, [plain[f"lora_sweep{index}"] for index in range(len(section.lora_sweep))]
 
 
 def _strategy_dir(work: str, label: str) -> str:
@@ -233,18 +243,23 @@ def _score_fields(scores: dict) -> dict:
     return {k: scores[k] for k in keep if k in scores}
 
 
-def run_gan_digits(section, work: str, name: str = "gan_digits") -> dict:
-    """New classes: source = `source_classes` (all their images), target = `target_classes` x `target_shots`."""
-    from ...data.images import load_image_splits
-    from ...evaluation.image_scores import score_generator
-    from ...models.gan import GANConfig
-    from ...recipes import ImageDataRecipe
+def _digits_target_data(section) -> dict:
+    return {
+        "dataset": "digits",
+        "classes": section.target_classes,
+        "shots_per_class": section.target_shots,
+        "held_out_fraction": section.held_out_fraction,
+        "seed": 0,
+    }
 
-    work = os.path.join(work, name)
+
+def prepare_gan_digits(scenario: str, section, work: str) -> dict:
+    """New classes, first job: pretrain the source GAN on `source_classes` (all their images)."""
+    work = os.path.join(work, scenario)
     source_dir = os.path.join(work, "source")
-    shutil.rmtree(source_dir, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     source_data = {"dataset": "digits", "classes": section.source_classes, "held_out_fraction": 0.2, "seed": 0}
-    log(f"{name}: pretraining the source GAN on digits {section.source_classes}")
+    log(f"{scenario}: pretraining the source GAN on digits {section.source_classes}")
     source_metrics, source_seconds = train_recipe(
         _gan_recipe(
             source_dir,
@@ -256,16 +271,33 @@ def run_gan_digits(section, work: str, name: str = "gan_digits") -> dict:
             ema_decay=0.999,
         )
     )
-    target_data = {
-        "dataset": "digits",
-        "classes": section.target_classes,
-        "shots_per_class": section.target_shots,
-        "held_out_fraction": section.held_out_fraction,
-        "seed": 0,
+    return {
+        "work": work,
+        "source_dir": source_dir,
+        "target_data": _digits_target_data(section),
+        "source_training": {
+            "steps": section.source_steps,
+            "wall_seconds": round(source_seconds, 1),
+            "fid_on_source_classes": source_metrics.get("fid"),
+        },
+        "outputs": [source_dir],
     }
-    held_out_images, held_out_labels = load_image_splits(ImageDataRecipe(**target_data), GANConfig(**section.model))[
-        "held_out"
-    ]
+
+
+def _digits_held_out(section, prepared: dict):
+    from ...data.images import load_image_splits
+    from ...models.gan import GANConfig
+    from ...recipes import ImageDataRecipe
+
+    recipe = ImageDataRecipe(**prepared["target_data"])
+    return load_image_splits(recipe, GANConfig(**section.model))["held_out"]
+
+
+def _digits_scorer(section, prepared: dict):
+    """(score(generator), the feature network of the runs' own evaluation) for the digits scenarios."""
+    from ...evaluation.image_scores import score_generator
+
+    held_out_images, held_out_labels = _digits_held_out(section, prepared)
 
     def score(generator):
         scores = score_generator(
@@ -273,25 +305,21 @@ def run_gan_digits(section, work: str, name: str = "gan_digits") -> dict:
         )
         return _score_fields(scores)
 
-    strategies, sweep = _run_gan_strategies(name, section, work, source_dir, target_data, score, "digits")
+    return score, "digits"
+
+
+def finish_gan_digits(scenario: str, section, prepared: dict, units: dict) -> dict:
+    """New classes, last job: the strategies' and the sweep's results as the scenario's report."""
+    strategies, sweep = _gathered(section, units)
     return {
         "source_classes": section.source_classes,
         "target_classes": section.target_classes,
-        "source_training": {
-            "steps": section.source_steps,
-            "wall_seconds": round(source_seconds, 1),
-            "fid_on_source_classes": source_metrics.get("fid"),
-        },
+        "source_training": prepared["source_training"],
         "num_target_train_images": len(section.target_classes) * section.target_shots,
-        "num_held_out_images": len(held_out_images),
+        "num_held_out_images": len(_digits_held_out(section, prepared)[0]),
         "strategies": strategies,
         "lora_sweep": sweep,
     }
-
-
-def run_gan_digits_reversed(section, work: str) -> dict:
-    """The digits scenario with its own (by default reversed) classes, as a scenario of its own."""
-    return run_gan_digits(section, work, name="gan_digits_reversed")
 
 
 def _write_imagefolder(dataset, folder: str) -> None:
@@ -302,17 +330,34 @@ def _write_imagefolder(dataset, folder: str) -> None:
         image.save(os.path.join(class_folder, f"{index:06d}.png"))
 
 
-def run_gan_glyphs(section, work: str) -> dict:
-    """New font: pretrain on `source_fonts`, adapt from `target_characters` of `target_font`, score all 62."""
+def _glyph_characters(section) -> tuple[list[int], list[int]]:
+    """The labels of the characters the transfer sees and of the unseen ones."""
+    from ...data.glyphs import GLYPH_CHARACTERS
+
+    seen = [GLYPH_CHARACTERS.index(c) for c in section.target_characters]
+    return seen, [label for label in range(len(GLYPH_CHARACTERS)) if label not in seen]
+
+
+def _glyph_evaluation(section):
+    """The held-out target images: every character of the target font, jittered (images, labels)."""
+    import torch
+
+    from ...data.glyphs import glyphs_dataset
+    from ...data.images import images_to_tensor
+
+    size = section.model["image_size"]
+    evaluation = glyphs_dataset([section.target_font], size, section.eval_samples_per_glyph, seed=1)
+    return images_to_tensor(evaluation["image"], size, 1), torch.as_tensor(evaluation["label"])
+
+
+def prepare_gan_glyphs(scenario: str, section, work: str) -> dict:
+    """New font, first job: the corpora as imagefolders, then the source GAN pretrained on `source_fonts`."""
     import torch
 
     from ...data.glyphs import GLYPH_CHARACTERS, available_glyph_fonts, glyphs_dataset
-    from ...data.images import images_to_tensor, load_image_splits
-    from ...evaluation.accuracy import classifier_accuracy, style_accuracy
-    from ...evaluation.diversity import set_diversity, within_class_diversity
-    from ...evaluation.image_scores import generate_images, score_generator_in_spaces
-    from ...models.gan import GANConfig, GANModel
-    from ...recipes import ImageDataRecipe
+    from ...evaluation.accuracy import classifier_accuracy
+    from ...evaluation.image_scores import generate_images
+    from ...models.gan import GANModel
 
     fonts = available_glyph_fonts()
     if section.target_font not in fonts:
@@ -331,7 +376,7 @@ def run_gan_glyphs(section, work: str) -> dict:
     size = section.model["image_size"]
 
     # The corpora as imagefolders: the recipe's data section reads them like any user's images.
-    work = os.path.join(work, "gan_glyphs")
+    work = os.path.join(work, scenario)
     shutil.rmtree(work, ignore_errors=True)
     source_folder, target_folder = os.path.join(work, "data_source"), os.path.join(work, "data_target")
     _write_imagefolder(glyphs_dataset(source_fonts, size, section.source_samples_per_glyph, seed=0), source_folder)
@@ -339,31 +384,6 @@ def run_gan_glyphs(section, work: str) -> dict:
     _write_imagefolder(
         glyphs_dataset([section.target_font], size, max(2, 2 * section.target_shots), seed=0), target_folder
     )
-    evaluation = glyphs_dataset([section.target_font], size, section.eval_samples_per_glyph, seed=1)
-    eval_images = images_to_tensor(evaluation["image"], size, 1)
-    eval_labels = torch.as_tensor(evaluation["label"])
-    seen = [GLYPH_CHARACTERS.index(c) for c in section.target_characters]
-    unseen = [label for label in range(len(GLYPH_CHARACTERS)) if label not in seen]
-
-    def score(generator):
-        # Content: FID/KID in the glyph (character) classifier's features and its accuracy on the generated glyphs;
-        # style: FID/KID in the font classifier's features and how often it names the target font; diversity: the
-        # mean pairwise style-feature distance among each character's samples (0 when a character is memorised).
-        spaces = score_generator_in_spaces(
-            generator, eval_images, eval_labels, section.num_samples, ["glyphs", "fonts"], seed=section.seed
-        )
-        scores = _score_fields(spaces["glyphs"])
-        scores["fid_style"], scores["kid_style"] = spaces["fonts"]["fid"], spaces["fonts"]["kid"]
-        for key, labels in (("unseen", unseen), ("seen", seen)):
-            labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
-            images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
-            scores[f"{key}_accuracy"] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
-            styled = style_accuracy(images, section.target_font, section.style_candidate_fonts, "fonts")
-            scores[f"{key}_style_accuracy"] = styled["accuracy"]
-            if section.eval_samples_per_glyph >= 2:  # pairs within a character
-                scores[f"{key}_diversity"] = within_class_diversity(images, labels, "fonts")["diversity"]
-        return scores
-
     source_dir = os.path.join(work, "source")
     # The source run's own held-out split needs every character at least once.
     held_out = min(0.5, max(0.1, 1.5 / (len(source_fonts) * section.source_samples_per_glyph)))
@@ -392,25 +412,86 @@ def run_gan_glyphs(section, work: str) -> dict:
         accuracy = classifier_accuracy(images, all_labels, "glyphs")["accuracy"]
         source_curve.append({"step": steps, "content_accuracy": accuracy, "wall_seconds": round(source_seconds, 1)})
         log(f"gan_glyphs: source at {steps} steps, content accuracy on its own fonts {accuracy:.1%}")
-    source_content_accuracy = source_curve[-1]["content_accuracy"]
     target_data = {
         "dataset": target_folder,
-        "classes": seen,
+        "classes": _glyph_characters(section)[0],
         "shots_per_class": section.target_shots,
         "held_out_fraction": 0.5,
         "seed": 0,
     }
-    strategies, sweep = _run_gan_strategies("gan_glyphs", section, work, source_dir, target_data, score, "glyphs")
+    return {
+        "work": work,
+        "source_dir": source_dir,
+        "source_fonts": source_fonts,
+        "target_data": target_data,
+        "source_training": {
+            "steps": section.source_steps,
+            "wall_seconds": round(source_seconds, 1),
+            "content_accuracy_curve": source_curve,
+        },
+        "source_content_accuracy": source_curve[-1]["content_accuracy"],
+        "outputs": [source_dir, target_folder],
+    }
+
+
+def _glyph_scorer(section, prepared: dict):
+    """(score(generator), the feature network of the runs' own evaluation) for the glyph scenario."""
+    import torch
+
+    from ...evaluation.accuracy import classifier_accuracy, style_accuracy
+    from ...evaluation.diversity import within_class_diversity
+    from ...evaluation.image_scores import generate_images, score_generator_in_spaces
+
+    eval_images, eval_labels = _glyph_evaluation(section)
+    seen, unseen = _glyph_characters(section)
+
+    def score(generator):
+        # Content: FID/KID in the glyph (character) classifier's features and its accuracy on the generated glyphs;
+        # style: FID/KID in the font classifier's features and how often it names the target font; diversity: the
+        # mean pairwise style-feature distance among each character's samples (0 when a character is memorised).
+        spaces = score_generator_in_spaces(
+            generator, eval_images, eval_labels, section.num_samples, ["glyphs", "fonts"], seed=section.seed
+        )
+        scores = _score_fields(spaces["glyphs"])
+        scores["fid_style"], scores["kid_style"] = spaces["fonts"]["fid"], spaces["fonts"]["kid"]
+        for key, labels in (("unseen", unseen), ("seen", seen)):
+            labels = torch.as_tensor(labels).repeat(section.eval_samples_per_glyph)
+            images = generate_images(generator, len(labels), labels, seed=section.seed + 1)
+            scores[f"{key}_accuracy"] = classifier_accuracy(images, labels, "glyphs")["accuracy"]
+            styled = style_accuracy(images, section.target_font, section.style_candidate_fonts, "fonts")
+            scores[f"{key}_style_accuracy"] = styled["accuracy"]
+            if section.eval_samples_per_glyph >= 2:  # pairs within a character
+                scores[f"{key}_diversity"] = within_class_diversity(images, labels, "fonts")["diversity"]
+        return scores
+
+    return score, "glyphs"
+
+
+def finish_gan_glyphs(scenario: str, section, prepared: dict, units: dict) -> dict:
+    """New font, last job: the results, the sheet of the 62 generated characters and the diversity references."""
+    import torch
+
+    from ...data.glyphs import glyphs_dataset
+    from ...data.images import images_to_tensor, load_image_splits
+    from ...evaluation.diversity import set_diversity, within_class_diversity
+    from ...models.gan import GANConfig
+    from ...recipes import ImageDataRecipe
+
+    strategies, sweep = _gathered(section, units)
+    work, size = prepared["work"], section.model["image_size"]
+    seen, unseen = _glyph_characters(section)
     sheet = glyph_sample_sheet(
         {"real": images_to_tensor(glyphs_dataset([section.target_font], size, 1, seed=2)["image"], size, 1)},
-        {name: _strategy_dir(work, name) if name != "source" else source_dir for name in strategies},
+        {name: _strategy_dir(work, name) if name != "source" else prepared["source_dir"] for name in strategies},
         seen,
         os.path.join(work, "samples.png"),
         seed=section.seed + 3,
     )
     # What the diversity figures compare with: the real renderings of each unseen character (jitter only, one
     # font) and the shots themselves (one image per seen character).
+    eval_images, eval_labels = _glyph_evaluation(section)
     unseen_rows = torch.isin(eval_labels, torch.as_tensor(unseen))
+    target_data = prepared["target_data"]
     shots = load_image_splits(ImageDataRecipe(**target_data), GANConfig(**section.model))["train"][0]
     return {
         "image_size": size,
@@ -421,13 +502,9 @@ def run_gan_glyphs(section, work: str) -> dict:
         ),
         "diversity_shots": set_diversity(shots, "fonts")["diversity"],
         "num_shots": len(shots),
-        "source_training": {
-            "steps": section.source_steps,
-            "wall_seconds": round(source_seconds, 1),
-            "content_accuracy_curve": source_curve,
-        },
-        "source_content_accuracy": source_content_accuracy,
-        "source_fonts": source_fonts,
+        "source_training": prepared["source_training"],
+        "source_content_accuracy": prepared["source_content_accuracy"],
+        "source_fonts": prepared["source_fonts"],
         "target_font": section.target_font,
         "target_characters": section.target_characters,
         "num_target_train_images": len(seen) * section.target_shots,

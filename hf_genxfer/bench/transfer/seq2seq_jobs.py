@@ -111,11 +111,15 @@ def _seq2seq_target_run(
     }
 
 
-def run_seq2seq(section, work: str) -> dict:
-    """New language: source = `source_language` pairs, target = `target_train_size` pairs of `target_language`."""
+def prepare_seq2seq(scenario: str, section, work: str) -> dict:
+    """
+    New language, first job: pretrain the source on `source_language` pairs, and write each target's pairs as a local
+    dataset folder with fixed validation and test splits (so that every training size of the data-efficiency curve
+    is scored on the same numbers, and smaller training sets are subsets of larger ones).
+    """
     from ...data.text import num2words_splits
 
-    work = os.path.join(work, "seq2seq")
+    work = os.path.join(work, scenario)
     shutil.rmtree(work, ignore_errors=True)
     source_dir = os.path.join(work, "source")
     source_raw = {
@@ -146,78 +150,135 @@ def run_seq2seq(section, work: str) -> dict:
     }
     log(f"seq2seq: pretraining the {section.source_language} source model")
     source_metrics, source_seconds = train_recipe(source_raw)
-
-    # The target pairs as a local dataset folder with fixed validation and test splits, so that every training size
-    # of the data-efficiency curve is scored on the same numbers (and smaller training sets are subsets of larger).
-    sizes = sorted(set(section.data_efficiency_sizes) | {section.target_train_size})
-    splits = num2words_splits(
-        section.target_language,
-        sizes[-1],
-        section.validation_size,
-        section.test_size,
-        0,
-        section.high,
-        section.seed + 1,
-    )
-    data_dir = os.path.join(work, "target_data")
-    os.makedirs(data_dir, exist_ok=True)
-    for name, part in splits.items():
-        part.to_json(os.path.join(data_dir, f"{name}.jsonl"))
-
-    results = {}
-    for strategy in section.strategies:
-        if strategy == "source":
-            results[strategy] = _unadapted_source_scores(source_dir, splits["test"], section)
-        else:
-            output_dir = os.path.join(work, strategy)
-            results[strategy] = _seq2seq_target_run(
-                output_dir, section, data_dir, strategy, source_dir, section.target_train_size, section.report_steps
-            )
-        final = results[strategy]["final"]
-        log(
-            f"seq2seq {strategy}: chrF {final['chrf']:.1f}, exact match {final['exact_match']:.1%} "
-            f"({results[strategy]['wall_seconds']:.0f} s)"
+    targets = {"target": (section.target_language, max({*section.data_efficiency_sizes, section.target_train_size}))}
+    if section.second_target_language:
+        targets["second"] = (section.second_target_language, section.target_train_size)
+    data_dirs = {}
+    for offset, (key, (language, train_size)) in enumerate(targets.items(), start=1):
+        splits = num2words_splits(
+            language, train_size, section.validation_size, section.test_size, 0, section.high, section.seed + offset
         )
-
-    # Data efficiency: scratch against the best transfer strategy at each training size.
-    transfers = [s for s in results if s not in ("source", "scratch")]
-    best = max(transfers, key=lambda s: results[s]["final"]["chrf"]) if transfers else None
-    efficiency = {"steps": section.data_efficiency_steps, "best_transfer_strategy": best, "points": []}
-    for size in section.data_efficiency_sizes if best is not None else []:
-        point = {"train_size": size}
-        for strategy in ("scratch", best):
-            reuse = (
-                size == section.target_train_size
-                and strategy in results
-                and str(section.data_efficiency_steps) in results[strategy]["at_steps"]
-            )
-            if reuse:
-                scores = results[strategy]["at_steps"][str(section.data_efficiency_steps)]
-            else:
-                run = _seq2seq_target_run(
-                    os.path.join(work, f"efficiency_{strategy}_{size}"),
-                    section,
-                    data_dir,
-                    strategy,
-                    source_dir,
-                    size,
-                    [section.data_efficiency_steps],
-                )
-                scores = run["final"]
-            point["scratch" if strategy == "scratch" else "transfer"] = {k: scores[k] for k in ("exact_match", "chrf")}
-        efficiency["points"].append(point)
-        log(f"seq2seq data efficiency {size} pairs: {point}")
-    report = {
+        data_dirs[key] = os.path.join(work, "target_data" if key == "target" else f"target_data_{language}")
+        os.makedirs(data_dirs[key], exist_ok=True)
+        for name, part in splits.items():
+            part.to_json(os.path.join(data_dirs[key], f"{name}.jsonl"))
+    return {
+        "work": work,
+        "source_dir": source_dir,
+        "data_dirs": data_dirs,
         "source_training": {
             "steps": section.source_steps,
             "wall_seconds": round(source_seconds, 1),
             "source_language_test": {k: source_metrics.get(k) for k in ("exact_match", "chrf")},
         },
-        "strategies": results,
-        "data_efficiency": efficiency,
+        "outputs": [source_dir, *data_dirs.values()],
     }
+
+
+def _best_transfer(done: dict, strategies: list[str]) -> str | None:
+    transfers = [s for s in strategies if s not in ("source", "scratch")]
+    return max(transfers, key=lambda s: done[s]["final"]["chrf"]) if transfers else None
+
+
+def _efficiency_reuses(section, done: dict, strategy: str, size: int) -> bool:
+    """Whether a data-efficiency point is a run of the strategy table already (same size, scored at its steps)."""
+    return (
+        size == section.target_train_size
+        and strategy in done
+        and str(section.data_efficiency_steps) in done[strategy]["at_steps"]
+    )
+
+
+def seq2seq_strategy_units(section, prepared: dict, done: dict) -> list[str]:
+    """The jobs once the source is trained: each strategy on the target, then each on the second target."""
+    units = list(section.strategies)
     if section.second_target_language:
-        report["second_target"] = _seq2seq_second_target(section, work, source_dir)
+        units += [f"{section.second_target_language}/{s}" for s in section.second_target_strategies]
+    return units
+
+
+def seq2seq_efficiency_units(section, prepared: dict, done: dict) -> list[str]:
+    """Then the data-efficiency runs: scratch against the best transfer strategy at each training size."""
+    best = _best_transfer(done, section.strategies)
+    if best is None:
+        return []
+    return [
+        f"efficiency/{strategy}/{size}"
+        for size in section.data_efficiency_sizes
+        for strategy in ("scratch", best)
+        if not _efficiency_reuses(section, done, strategy, size)
+    ]
+
+
+def _test_pairs(data_dir: str) -> dict:
+    with open(os.path.join(data_dir, "test.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return {"source": [row["source"] for row in rows], "target": [row["target"] for row in rows]}
+
+
+def run_seq2seq_unit(scenario: str, section, prepared: dict, unit: str) -> dict:
+    """One job: a strategy on the target ("full"), on the second target ("ru/full") or a data-efficiency point."""
+    work, source_dir = prepared["work"], prepared["source_dir"]
+    if unit.startswith("efficiency/"):
+        _, strategy, size = unit.split("/")
+        run = _seq2seq_target_run(
+            os.path.join(work, f"efficiency_{strategy}_{size}"),
+            section,
+            prepared["data_dirs"]["target"],
+            strategy,
+            source_dir,
+            int(size),
+            [section.data_efficiency_steps],
+        )
+        log(f"seq2seq data efficiency {size} pairs, {strategy}: chrF {run['final']['chrf']:.1f}")
+        return run
+    language, _, strategy = unit.rpartition("/")  # "ru/full": the second target's
+    second = bool(language)
+    language = language or section.target_language
+    data_dir = prepared["data_dirs"]["second" if second else "target"]
+    if strategy == "source":
+        result = _unadapted_source_scores(source_dir, _test_pairs(data_dir), section)
+    else:
+        result = _seq2seq_target_run(
+            os.path.join(work, f"{language}_{strategy}" if second else strategy),
+            section,
+            data_dir,
+            strategy,
+            source_dir,
+            section.target_train_size,
+            section.report_steps,
+            language=language,
+            extend_vocabulary=second,
+        )
+    final = result["final"]
+    log(
+        f"seq2seq {unit}: chrF {final['chrf']:.1f}, exact match {final['exact_match']:.1%} "
+        f"({result['wall_seconds']:.0f} s)"
+    )
+    return result
+
+
+def finish_seq2seq(scenario: str, section, prepared: dict, units: dict) -> dict:
+    """New language, last job: the strategy tables of both targets and the data-efficiency curve."""
+    results = {strategy: units[strategy] for strategy in section.strategies}
+    best = _best_transfer(results, section.strategies)
+    efficiency = {"steps": section.data_efficiency_steps, "best_transfer_strategy": best, "points": []}
+    for size in section.data_efficiency_sizes if best is not None else []:
+        point = {"train_size": size}
+        for strategy in ("scratch", best):
+            if _efficiency_reuses(section, results, strategy, size):
+                scores = results[strategy]["at_steps"][str(section.data_efficiency_steps)]
+            else:
+                scores = units[f"efficiency/{strategy}/{size}"]["final"]
+            point["scratch" if strategy == "scratch" else "transfer"] = {k: scores[k] for k in ("exact_match", "chrf")}
+        efficiency["points"].append(point)
+    report = {"source_training": prepared["source_training"], "strategies": results, "data_efficiency": efficiency}
+    if section.second_target_language:
+        language = section.second_target_language
+        report["second_target"] = {
+            "language": language,
+            "strategies": {s: units[f"{language}/{s}"] for s in section.second_target_strategies},
+        }
     return report
 
 
@@ -243,49 +304,3 @@ def _unadapted_source_scores(source_dir: str, test, section) -> dict:
             for s, r, p in list(zip(test["source"], test["target"], predictions))[:3]
         ],
     }
-
-
-def _seq2seq_second_target(section, work: str, source_dir: str) -> dict:
-    """
-    The same source adapted to `second_target_language` from `target_train_size` pairs. Its script is not in the
-    source tokenizer (trained on the source and first target languages), so transfer strategies extend the
-    vocabulary; scratch trains its own tokenizer.
-    """
-    from ...data.text import num2words_splits
-
-    language = section.second_target_language
-    splits = num2words_splits(
-        language,
-        section.target_train_size,
-        section.validation_size,
-        section.test_size,
-        0,
-        section.high,
-        section.seed + 2,
-    )
-    data_dir = os.path.join(work, f"target_data_{language}")
-    os.makedirs(data_dir, exist_ok=True)
-    for name, part in splits.items():
-        part.to_json(os.path.join(data_dir, f"{name}.jsonl"))
-    results = {}
-    for strategy in section.second_target_strategies:
-        if strategy == "source":
-            results[strategy] = _unadapted_source_scores(source_dir, splits["test"], section)
-        else:
-            results[strategy] = _seq2seq_target_run(
-                os.path.join(work, f"{language}_{strategy}"),
-                section,
-                data_dir,
-                strategy,
-                source_dir,
-                section.target_train_size,
-                section.report_steps,
-                language=language,
-                extend_vocabulary=True,
-            )
-        final = results[strategy]["final"]
-        log(
-            f"seq2seq {language} {strategy}: chrF {final['chrf']:.1f}, exact match {final['exact_match']:.1%} "
-            f"({results[strategy]['wall_seconds']:.0f} s)"
-        )
-    return {"language": language, "strategies": results}
