@@ -75,7 +75,7 @@ def plan_scenario(schedule: JobSchedule, scenario: str, section, work: str, rank
     schedule.add(prepare, job + "prepare_job", 1000 - rank, scenario=scenario, section=section, work=work)
     units: list[str] = []
 
-    def add_round(index: int, waits: list[str]):
+    def add_round(index: int):
         def add(schedule: JobSchedule) -> None:
             prepared = schedule.results[prepare]
             done = {unit: schedule.results[f"{scenario}/{unit}"] for unit in units}
@@ -103,11 +103,11 @@ def plan_scenario(schedule: JobSchedule, scenario: str, section, work: str, rank
                     prepared=prepared,
                     unit=unit,
                 )
-            schedule.when([f"{scenario}/{unit}" for unit in names], add_round(index + 1, names))
+            schedule.when([f"{scenario}/{unit}" for unit in names], add_round(index + 1))
 
         return add
 
-    schedule.when([prepare], add_round(0, [prepare]))
+    schedule.when([prepare], add_round(0))
 
 
 def run_transfer_bench(config: TransferBenchConfig, out: str, mode: str = "full", resume: bool = False) -> dict:

@@ -299,8 +299,8 @@ def print_summary(report: dict) -> None:
         second = report["seq2seq"]["second_target"]
         sections.append((f"seq2seq {second['language']}", second))
     for scenario, section in sections:
-        wall = section.get("wall_seconds")
-        print(f"\n{scenario}" + (f" ({wall:.0f} s)" if wall is not None else ""))
+        worker = section.get("worker_seconds")  # its jobs' time, summed over the workers they ran in
+        print(f"\n{scenario}" + (f" ({worker:.0f} s in workers)" if worker is not None else ""))
         for strategy, result in section["strategies"].items():
             cells = []
             for step, scores in result["at_steps"].items():
