@@ -228,6 +228,48 @@ def test_lora_use_dora_reaches_the_recipe():
     assert _gan_transfer("lora", resolve_config(False, []).gan_digits)["lora"]["use_dora"] is True  # the default
 
 
+def test_strategy_settings_reach_only_their_strategy(monkeypatch):
+    """`strategy_settings` gives one strategy's run its own fields (the others keep the section's) and is recorded in
+    its result; bad entries get one sentence; the shipped CDC recipe trains at the bench's full+cdc rate."""
+    import pytest
+    import yaml
+
+    import hf_genxfer
+    from hf_genxfer.bench.transfer import gan_jobs
+    from hf_genxfer.bench.transfer.config import resolve_config
+    from hf_genxfer.errors import RecipeError
+
+    seen = {}
+
+    def fake_run(scenario, label, strategy, section, *rest):
+        seen[label] = section
+        return {"final": {}}
+
+    monkeypatch.setattr(gan_jobs, "_run_gan_strategy", fake_run)
+    monkeypatch.setattr(gan_jobs, "_digits_scorer", lambda section, prepared: (None, "digits"))
+    section = resolve_config(False, ["gan_digits.strategy_settings={full: {learning_rate: 5e-4, ewc_weight: 3}}"])
+    section = section.gan_digits
+    prepared = {"work": "w", "source_dir": "s", "target_data": {}}
+    full = gan_jobs.run_gan_unit("gan_digits", section, prepared, "full")
+    scratch = gan_jobs.run_gan_unit("gan_digits", section, prepared, "scratch")
+    assert seen["full"].learning_rate == 5e-4 and seen["full"].ewc_weight == 3  # "5e-4" as users write it
+    assert seen["scratch"] == section and "settings" not in scratch
+    assert full["settings"] == {"learning_rate": 5e-4, "ewc_weight": 3}
+    for bad, message in (
+        ("{source: {learning_rate: 0.001}}", "settings for 'source', which is not trained"),
+        ("{full: {batch_size: 8}}", r"sets \['batch_size'\]; a strategy's settings may set lora_r"),
+        ("{full: {latent_learning_rate: 0.01}}", r"sets \['latent_learning_rate'\]"),  # a glyphs-only field
+        ("{ful: {learning_rate: 0.001}}", "use source, scratch, or one of"),
+        ("{full: {lr_scheduler: sawtooth}}", "lr_scheduler"),
+    ):
+        with pytest.raises(RecipeError, match=message):
+            resolve_config(False, [f"gan_digits.strategy_settings={bad}"])
+    glyphs = resolve_config(False, []).gan_glyphs
+    path = os.path.join(os.path.dirname(hf_genxfer.__file__), "recipe_files", "gan_glyphs_transfer_cdc.yaml")
+    rate = yaml.safe_load(open(path))["training"]["learning_rate"]
+    assert rate == glyphs.strategy_settings["full+cdc"]["learning_rate"] != glyphs.learning_rate
+
+
 def test_a_scenario_runs_as_rounds_of_jobs(monkeypatch):
     """prepare, then each round of units once the round before is done (seeing its results), an empty round, finish."""
     from hf_genxfer.bench import transfer

@@ -116,7 +116,10 @@ def gan_units(section, prepared: dict, done: dict) -> list[str]:
 
 
 def run_gan_unit(scenario: str, section, prepared: dict, unit: str) -> dict:
-    """One strategy (or LoRA sweep entry) of a GAN scenario from its trained source, scored at each of `eval_steps`."""
+    """
+    One strategy (with its `strategy_settings`) or LoRA sweep entry of a GAN scenario from its trained source, scored
+    at each of `eval_steps`.
+    """
     from ...models.gan import GANModel
 
     score, feature_network = (_glyph_scorer if scenario == "gan_glyphs" else _digits_scorer)(section, prepared)
@@ -137,13 +140,15 @@ def run_gan_unit(scenario: str, section, prepared: dict, unit: str) -> dict:
         }
     if unit.startswith("lora_sweep"):
         entry = section.lora_sweep[int(unit.removeprefix("lora_sweep"))]
-        varied = dataclasses.replace(section, **entry)
+        varied = dataclasses.replace(section, **{**section.strategy_settings.get("lora", {}), **entry})
         result = _run_gan_strategy(
             scenario, unit, "lora", varied, work, source_dir, target_data, score, feature_network
         )
         return {"settings": dict(entry), **result, "outputs": [_strategy_dir(work, unit)]}
-    result = _run_gan_strategy(scenario, unit, unit, section, work, source_dir, target_data, score, feature_network)
-    return {**result, "outputs": [_strategy_dir(work, unit)]}
+    settings = section.strategy_settings.get(unit, {})
+    varied = dataclasses.replace(section, **settings)
+    result = _run_gan_strategy(scenario, unit, unit, varied, work, source_dir, target_data, score, feature_network)
+    return {**({"settings": dict(settings)} if settings else {}), **result, "outputs": [_strategy_dir(work, unit)]}
 
 
 def _gathered(section, units: dict) -> tuple[dict, list]:
