@@ -89,6 +89,7 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     assert 0 <= report["gan_glyphs"]["source_content_accuracy"] <= 1
     assert glyphs["style"]["generator_trainable_fraction"] < 1  # embeddings, mappings and block 0 frozen
     assert glyphs["full+cdc"]["generator_trainable_fraction"] == 1  # CDC adds a loss, it freezes nothing
+    assert glyphs["full+cdc"]["settings"] == {"learning_rate": 0.0005}  # the default strategy_settings, recorded
     # The LoRA sweep runs as more LoRA strategies, recorded with their settings.
     (sweep,) = report["gan_digits"]["lora_sweep"]
     assert sweep["settings"]["lora_r"] == 2 and sweep["final"]["fid"] >= 0
@@ -133,7 +134,8 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     for name in (*names, "data_efficiency"):
         path = tmp_path / f"transfer_{name}.png"
         assert path.is_file() and os.path.getsize(path) > 0
-    assert "targets" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "targets" in printed and "with {'learning_rate': 0.0005}" in printed
 
     # Every strategy is a job of its own (prepare, units, finish); each scenario's worker time is the sum of its jobs'.
     jobs = report["job_seconds"]

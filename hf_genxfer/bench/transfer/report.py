@@ -317,6 +317,8 @@ def print_summary(report: dict) -> None:
                     cells.append(cell)
             fraction = result.get("generator_trainable_fraction", result["trainable_fraction"])
             print(f"  {strategy:22s} {' | '.join(cells)} | trainable {fraction:6.1%} | {result['wall_seconds']:.0f} s")
+            if result.get("settings"):  # the scenario's strategy_settings for it
+                print(f"  {'':22s} with {result['settings']}")
         for entry in section.get("lora_sweep", []):
             curve = ", ".join(f"{p['step']}: {p['fid']:.2f}" for p in entry["curve"])
             print(
