@@ -112,6 +112,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+class NotForThisJob:
+    """
+    A field a job must not read, in place of its value (`without_fields`): its repr is the same whatever the value, so
+    the job's fingerprint does not change with it, and any use of it (a test, arithmetic, iteration, formatting, JSON)
+    raises, so that a job that reads it after all fails at once instead of being reused with a stale value.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}: not for this job>"
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"{self.name} is not given to this job; remove it from the fields the job is not given.")
+
+    __bool__ = __iter__ = __len__ = __format__ = __str__ = __eq__ = __lt__ = __gt__ = __float__ = __int__ = _refuse
+    __getitem__ = __contains__ = __add__ = __mul__ = __truediv__ = __index__ = _refuse
+    __hash__ = None
+
+
+def without_fields(section, names) -> object:
+    """
+    A bench section with `names` (those it has) replaced by `NotForThisJob`: given to a job that does not read them
+    (a scenario's `prepare`, which trains the source), a resumed bench reuses that job when only they changed.
+    """
+    hidden = {name: NotForThisJob(name) for name in names if hasattr(section, name)}
+    return dataclasses.replace(section, **hidden) if hidden else section
+
+
 def job_fingerprint(job: str, kwargs: dict) -> str:
     """What a job computes: its kind and arguments (bench sections included), as a hash."""
     return hashlib.sha256(repr((job, sorted(kwargs.items()))).encode()).hexdigest()

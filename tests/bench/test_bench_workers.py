@@ -66,3 +66,28 @@ def test_killing_the_bench_stops_its_workers(tmp_path):
                 os.kill(int(path.stem), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_field_not_given_to_a_job_leaves_its_fingerprint_and_cannot_be_read():
+    """`without_fields`: the fingerprint of a job given the section without some fields does not change with them,
+    and a job that reads one after all fails with its name instead of being reused with a stale value."""
+    import dataclasses
+
+    import pytest
+
+    from hf_genxfer.bench.core import job_fingerprint, without_fields
+    from hf_genxfer.bench.transfer.config import resolve_config
+
+    section = resolve_config(False, []).gan_glyphs
+    changed = dataclasses.replace(section, cdc_weight=1.0, strategies=["full"])
+    hidden = ("cdc_weight", "strategies", "not_a_field")
+    given, given_changed = without_fields(section, hidden), without_fields(changed, hidden)
+    assert job_fingerprint("j", {"section": given}) == job_fingerprint("j", {"section": given_changed})
+    assert job_fingerprint("j", {"section": section}) != job_fingerprint("j", {"section": changed})
+    assert given.source_steps == section.source_steps  # the others are given as they are
+    for read in (lambda: given.cdc_weight * 2, lambda: list(given.strategies), lambda: f"{given.cdc_weight}"):
+        with pytest.raises(TypeError, match="is not given to this job"):
+            read()
+    # A source field is given: changing it changes the fingerprint.
+    other = without_fields(dataclasses.replace(section, source_steps=1), hidden)
+    assert job_fingerprint("j", {"section": other}) != job_fingerprint("j", {"section": given})

@@ -146,12 +146,17 @@ def test_bench_transfer_end_to_end(tmp_path, capsys):
     own = [seconds for job, seconds in jobs.items() if job.startswith("gan_glyphs/") or job == "gan_glyphs"]
     assert abs(report["gan_glyphs"]["worker_seconds"] - sum(own)) < 0.5
 
-    # --resume (the shared job schedule): finished jobs are reused; a changed field reruns its scenario's jobs only.
-    assert main([*arguments, "--resume", "--set", "gan_digits.batch_size=4"]) == 0
+    # --resume (the shared job schedule): finished jobs are reused; a changed field reruns its scenario's jobs only,
+    # and a field that only the strategies read (l2sp_weight) keeps the scenario's source (its prepare job).
+    changes = ["gan_digits_reversed.batch_size=4", "gan_digits.l2sp_weight=0.5"]
+    assert main([*arguments, "--resume", *(a for c in changes for a in ("--set", c))]) == 0
     resumed = json.loads(out.read_text())
     reused = set(resumed["reused_jobs"])
-    assert reused == {job for job in jobs if not (job == "gan_digits" or job.startswith("gan_digits/"))}
-    assert resumed["seq2seq"] == report["seq2seq"] and resumed["config"]["gan_digits"]["batch_size"] == 4
+    rerun = {job for job in jobs if job.split("/")[0] in ("gan_digits", "gan_digits_reversed")} - {
+        "gan_digits/prepare"
+    }
+    assert reused == set(jobs) - rerun
+    assert resumed["seq2seq"] == report["seq2seq"] and resumed["config"]["gan_digits_reversed"]["batch_size"] == 4
 
 
 def test_bench_transfer_bad_field_exits_2_with_one_sentence(tmp_path, capsys):

@@ -13,9 +13,9 @@ import json
 import os
 import time
 
-from ..core import JobSchedule, machine_info
+from ..core import JobSchedule, machine_info, without_fields
 from . import gan_jobs, seq2seq_jobs
-from .config import QUICK_OVERRIDES, TransferBenchConfig, resolve_config
+from .config import LORA_SWEEP_FIELDS, QUICK_OVERRIDES, TransferBenchConfig, resolve_config
 from .report import evaluate_targets, glyph_checks_by_strategy, print_summary, write_plots
 
 
@@ -31,21 +31,69 @@ class Scenario:
     rounds: tuple  # each (section, prepared, done units) -> unit names
     run: object  # (scenario, section, prepared, unit) -> the unit's result
     finish: object  # (scenario, section, prepared, units) -> the scenario's report
+    # Fields only the units and finish read: `prepare` is not given them, so that a resumed bench whose changes are
+    # all among them keeps the source model (a glyph source is 25 minutes) and reruns the units only.
+    unit_fields: tuple = ()
+
+
+# Per strategy (the source is trained with fields of its own, e.g. source_learning_rate and an EMA of 0.999).
+GAN_UNIT_FIELDS = (
+    "strategies",
+    "strategy_settings",
+    "lora_sweep",
+    *LORA_SWEEP_FIELDS,
+    "lr_scheduler",
+    "freeze_discriminator_blocks",
+    "l2sp_weight",
+    "ewc_weight",
+    "cdc_weight",
+    "cdc_batch_size",
+    "latent_learning_rate",
+    "bias_learning_rate",
+    "style_frozen_blocks",
+    "diffaugment",
+    "eval_steps",
+    "report_steps",
+    "num_samples",
+)
+SEQ2SEQ_UNIT_FIELDS = (
+    "strategies",
+    "second_target_strategies",
+    "learning_rate",
+    "batch_size",
+    "lora_r",
+    "lora_alpha",
+    "lora_learning_rate",
+    "l2sp_weight",
+    "ewc_weight",
+    "eval_every",
+    "report_steps",
+    "data_efficiency_steps",
+)
 
 
 _GAN_DIGITS = Scenario(
-    gan_jobs.prepare_gan_digits, (gan_jobs.gan_units,), gan_jobs.run_gan_unit, gan_jobs.finish_gan_digits
+    gan_jobs.prepare_gan_digits,
+    (gan_jobs.gan_units,),
+    gan_jobs.run_gan_unit,
+    gan_jobs.finish_gan_digits,
+    GAN_UNIT_FIELDS,
 )
 # In the order the schedule starts their sources: the longest first.
 SCENARIOS = {
     "gan_glyphs": Scenario(
-        gan_jobs.prepare_gan_glyphs, (gan_jobs.gan_units,), gan_jobs.run_gan_unit, gan_jobs.finish_gan_glyphs
+        gan_jobs.prepare_gan_glyphs,
+        (gan_jobs.gan_units,),
+        gan_jobs.run_gan_unit,
+        gan_jobs.finish_gan_glyphs,
+        GAN_UNIT_FIELDS,
     ),
     "seq2seq": Scenario(
         seq2seq_jobs.prepare_seq2seq,
         (seq2seq_jobs.seq2seq_strategy_units, seq2seq_jobs.seq2seq_efficiency_units),
         seq2seq_jobs.run_seq2seq_unit,
         seq2seq_jobs.finish_seq2seq,
+        SEQ2SEQ_UNIT_FIELDS,
     ),
     "gan_digits": _GAN_DIGITS,
     "gan_digits_reversed": _GAN_DIGITS,
@@ -66,13 +114,15 @@ def finish_job(scenario: str, section, prepared: dict, units: dict) -> dict:
 
 def plan_scenario(schedule: JobSchedule, scenario: str, section, work: str, rank: int) -> None:
     """
-    Adds a scenario's jobs: its `prepare` job first (by `rank`: the longest sources start first), each round of
-    units once the jobs before it are done, then its `finish` job, named after the scenario.
+    Adds a scenario's jobs: its `prepare` job first (by `rank`: the longest sources start first; given the section
+    without its `unit_fields`), each round of units once the jobs before it are done, then its `finish` job, named
+    after the scenario.
     """
     stages = SCENARIOS[scenario]
     job = f"{__name__}:"
     prepare = f"{scenario}/prepare"
-    schedule.add(prepare, job + "prepare_job", 1000 - rank, scenario=scenario, section=section, work=work)
+    given = without_fields(section, stages.unit_fields)
+    schedule.add(prepare, job + "prepare_job", 1000 - rank, scenario=scenario, section=given, work=work)
     units: list[str] = []
 
     def add_round(index: int):
