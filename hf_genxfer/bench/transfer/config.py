@@ -190,7 +190,7 @@ class GANGlyphsBench:
     latent_learning_rate: float = 0.003  # "latent"/"+latent": the learned latent shift and scale (latent units;
     # 0.01 reached the target style by 300 steps and drifted past it by 500 in the trial runs)
     # "+bias": the generator's rate (its modulations' biases); D keeps learning_rate. 3e-3, not 1e-3: the style
-    # moved furthest on DejaVuSerif-Italic with it (+30 points, trial runs 2026-12-03, README)
+    # moved furthest on DejaVuSerif-Italic with it (+30 points), at a cost in STIXGeneral-Regular's content (README)
     bias_learning_rate: float = 0.003
     cdc_weight: float = 1000.0
     cdc_batch_size: int = 16
