@@ -37,6 +37,15 @@ GAN_STRATEGIES = (
 # style furthest while keeping content in the 2026-12-02 trials; "+cdc" keeps the source's similarities beside it.
 # Style-only lost content on both fonts of the 2026-12-02 runs (43-50%) and makes room for them.
 GLYPH_STRATEGIES = ("source", "scratch", "full", "full+cdc", "latent", "latent+bias", "latent+bias+cdc")
+# The full run's defaults are cut to fit the hour on 2 cores (the 2026-12-03 run of every strategy above took 73 min on
+# a 2-core AMD EPYC: 8,746 s of jobs). Each cut strategy still runs with `--set SECTION.strategies=[...]`, and its last
+# results are in benchmarks/transfer_all_strategies.json. Glyphs: "latent" and "latent+bias" are the ablations of
+# "latent+bias+cdc" (latent alone: the worst content FID, 57.8, above scratch's 29.2; latent+bias: 68% unseen content,
+# under the 70% floor, and behind latent+bias+cdc on both FIDs); CDC's share stays measured by full against full+cdc.
+GLYPH_DEFAULT_STRATEGIES = ("source", "scratch", "full", "full+cdc", "latent+bias+cdc")
+# Digits: FreezeD, the one strategy behind scratch at 300 steps (1.02x its FID) and the last with the source
+# discriminator; the regularisers (L2-SP, EWC) stay, as they led the digits on the 2026-12-02 machine.
+GAN_DEFAULT_STRATEGIES = ("source", "scratch", "full", "lora", "l2sp", "ewc")
 
 
 def check_gan_strategy(strategy: str, where: str) -> None:
@@ -67,6 +76,10 @@ GLYPHS_FRESH_DISCRIMINATOR = False
 
 
 SEQ2SEQ_STRATEGIES = ("source", "scratch", "full", "frozen_encoder", "lora", "l2sp", "ewc")
+# Seq2Seq's defaults, cut to fit the hour (see GLYPH_DEFAULT_STRATEGIES): a frozen encoder, L2-SP and EWC all ended
+# below both full fine-tuning and LoRA (chrF 81.7, 81.7, 83.5 against 84.3 and 87.6, 2026-12-03); the regularisers
+# stay measured on digits.
+SEQ2SEQ_DEFAULT_STRATEGIES = ("source", "scratch", "full", "lora")
 
 
 @dataclass
@@ -93,7 +106,7 @@ class GANDigitsBench:
     report_steps: list[int] = field(default_factory=lambda: [300, 1000])  # steps of the results table
     batch_size: int = 64
     learning_rate: float = 0.0002
-    strategies: list[str] = field(default_factory=lambda: list(GAN_STRATEGIES))
+    strategies: list[str] = field(default_factory=lambda: list(GAN_DEFAULT_STRATEGIES))
     freeze_discriminator_blocks: int = 1
     # Transfer the generator only (every strategy but FreezeD): a discriminator trained on other classes against the
     # source generator slows adaptation down; a fresh one co-evolves with the transferred generator (README).
@@ -173,7 +186,7 @@ class GANGlyphsBench:
     report_steps: list[int] = field(default_factory=lambda: [300, 1000])
     batch_size: int = 32
     learning_rate: float = 0.0002
-    strategies: list[str] = field(default_factory=lambda: list(GLYPH_STRATEGIES))
+    strategies: list[str] = field(default_factory=lambda: list(GLYPH_DEFAULT_STRATEGIES))
     freeze_discriminator_blocks: int = 1
     fresh_discriminator: bool = GLYPHS_FRESH_DISCRIMINATOR
     lora_r: int = 4  # rank 4 keeps the generator's adapters under 10% of its parameters (rank 8: 12%)
@@ -236,19 +249,22 @@ class Seq2SeqBench:
     report_steps: list[int] = field(default_factory=lambda: [300, 1000])
     batch_size: int = 32
     learning_rate: float = 0.0005
-    strategies: list[str] = field(default_factory=lambda: list(SEQ2SEQ_STRATEGIES))
+    strategies: list[str] = field(default_factory=lambda: list(SEQ2SEQ_DEFAULT_STRATEGIES))
     lora_r: int = 8  # rank 8: about 8% of the parameters (rank 16: 17%)
     lora_alpha: int = 16
     lora_learning_rate: float = 0.002  # adapters start at zero and need a larger step than full fine-tuning
     l2sp_weight: float = 0.001
     ewc_weight: float = 1.0
     max_new_tokens: int = 96
-    data_efficiency_sizes: list[int] = field(default_factory=lambda: [25, 50, 200, 1000])
+    # 25 pairs was cut to fit the hour (GLYPH_DEFAULT_STRATEGIES): at 25 as at 50 LoRA led scratch by about 28 chrF
+    # (2026-12-03), and 50 (the strategy table's size, reused), 200 and 1000 keep the gap closing and the crossover
+    data_efficiency_sizes: list[int] = field(default_factory=lambda: [50, 200, 1000])
     data_efficiency_steps: int = 1000
     # A second target in another script (Cyrillic): the source tokenizer lacks its characters, so every transfer
     # strategy here extends the vocabulary (transfer.extend_vocabulary); scratch trains a tokenizer of its own.
     second_target_language: str | None = "ru"
-    second_target_strategies: list[str] = field(default_factory=lambda: ["source", "scratch", "full", "lora"])
+    # full fine-tuning was cut to fit the hour: the second target's check is LoRA's against scratch
+    second_target_strategies: list[str] = field(default_factory=lambda: ["source", "scratch", "lora"])
     seed: int = 0
 
 
