@@ -221,6 +221,47 @@ def test_glyph_strategy_names_are_checked():
     assert shipped["training"]["latent_learning_rate"] == section.latent_learning_rate
 
 
+def test_strategies_cut_from_the_full_run_still_run_with_set():
+    """The full run's defaults leave some strategies out to fit the hour; each is still a valid `--set` choice and
+    becomes a job of its scenario, and the quick run keeps the glyph ablations."""
+    from hf_genxfer.bench.transfer import SCENARIOS
+    from hf_genxfer.bench.transfer.config import (
+        GAN_STRATEGIES,
+        GLYPH_STRATEGIES,
+        SEQ2SEQ_STRATEGIES,
+        resolve_config,
+    )
+
+    full = resolve_config(False, [])
+    cut = {
+        "gan_digits": set(GAN_STRATEGIES) - set(full.gan_digits.strategies),
+        "gan_glyphs": set(GLYPH_STRATEGIES) - set(full.gan_glyphs.strategies),
+        "seq2seq": set(SEQ2SEQ_STRATEGIES) - set(full.seq2seq.strategies),
+    }
+    assert cut == {
+        "gan_digits": {"freezed"},
+        "gan_glyphs": {"latent", "latent+bias"},
+        "seq2seq": {"frozen_encoder", "l2sp", "ewc"},
+    }
+    assert (
+        full.seq2seq.data_efficiency_sizes == [50, 200, 1000] and "full" not in full.seq2seq.second_target_strategies
+    )
+    # The targets' strategies stay in: the source, full fine-tuning and LoRA; the glyphs' scratch and best two.
+    for section in (full.gan_digits, full.gan_digits_reversed, full.seq2seq):
+        assert {"source", "full", "lora"} <= set(section.strategies)
+    assert {"source", "scratch", "full+cdc", "latent+bias+cdc"} <= set(full.gan_glyphs.strategies)
+    restored = resolve_config(
+        False,
+        [f"{name}.strategies=[{','.join(['source', *sorted(names)])}]" for name, names in cut.items()],
+    )
+    for name, names in cut.items():
+        section = getattr(restored, name)
+        assert set(section.strategies) == {"source", *names}
+        first_round = SCENARIOS[name].rounds[0](section, {}, {})  # the strategy jobs
+        assert names <= set(first_round)
+    assert {"latent", "latent+bias"} <= set(resolve_config(True, []).gan_glyphs.strategies)
+
+
 def test_lora_use_dora_reaches_the_recipe():
     """`lora_use_dora`, as a field or a sweep entry (applied as the sweep applies it), becomes the recipe's
     `transfer.lora.use_dora` (PEFT's DoRA); without it the recipe has plain LoRA."""
