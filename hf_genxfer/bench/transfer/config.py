@@ -43,8 +43,8 @@ GLYPH_STRATEGIES = ("source", "scratch", "full", "full+cdc", "latent", "latent+b
 # "latent+bias+cdc" (latent alone: the worst content FID, 57.8, above scratch's 29.2; latent+bias: 68% unseen content,
 # under the 70% floor, and behind latent+bias+cdc on both FIDs); CDC's share stays measured by full against full+cdc.
 GLYPH_DEFAULT_STRATEGIES = ("source", "scratch", "full", "full+cdc", "latent+bias+cdc")
-# Digits: FreezeD, the one strategy behind scratch at 300 steps (1.02x its FID) and the last with the source
-# discriminator; the regularisers (L2-SP, EWC) stay, as they led the digits on the 2026-12-02 machine.
+# Digits: FreezeD, the one strategy behind scratch at 300 steps (1.02x its FID; the only digits strategy with the
+# source discriminator); the regularisers (L2-SP, EWC) stay, as they led the digits on the 2026-12-02 machine.
 GAN_DEFAULT_STRATEGIES = ("source", "scratch", "full", "lora", "l2sp", "ewc")
 
 
