@@ -129,6 +129,8 @@ class LoraRecipe:
     # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save; globs on module names),
     modules_to_save: list[str] | None = None  # e.g. ["generator.class_embedding"] for a GAN learning new classes
     use_dora: bool = False  # PEFT's DoRA: a trained magnitude per output channel beside the low-rank update
+    # LoRA+ (Hayou et al. 2024): the adapters' B matrices train at this multiple of the learning rate; None: one rate
+    loraplus_lr_ratio: float | None = None
 
 
 @dataclass
@@ -395,6 +397,7 @@ _RANGES = {
     "transfer.lora.r": (1, None, True),
     "transfer.lora.alpha": (0, None, False),
     "transfer.lora.dropout": (0, 1, True),
+    "transfer.lora.loraplus_lr_ratio": (0, None, False),
     "multitask.cap": (1, None, True),
     "multitask.temperature": (0, None, False),
     "multitask.gradnorm_alpha": (0, None, True),

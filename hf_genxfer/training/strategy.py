@@ -28,6 +28,7 @@ from ..transfer import (
     freeze_generator_blocks,
     layerwise_learning_rates,
     lora_config_for,
+    loraplus_fast_parameters,
 )
 
 # Adapter-only files of a LoRA run go in this subfolder, beside the merged model at the root: transformers'
@@ -185,15 +186,29 @@ def parameter_groups(module: nn.Module, learning_rate: float, transfer: Transfer
     """The optimizer's parameter groups: every trainable parameter, with layer-wise learning rates when asked."""
     if transfer.layerwise_lr_decay is not None:
         groups = layerwise_learning_rates(module, learning_rate, transfer.layerwise_lr_decay, weight_decay)
-        return [{k: v for k, v in group.items() if k in ("params", "lr", "weight_decay")} for group in groups]
-    from ..transfer.vocabulary import ROWS_ONLY
+        groups = [{k: v for k, v in group.items() if k in ("params", "lr", "weight_decay")} for group in groups]
+    else:
+        from ..transfer.vocabulary import ROWS_ONLY
 
-    trained = [p for p in module.parameters() if p.requires_grad]
-    rows_only = [p for p in trained if getattr(p, ROWS_ONLY, False)]
-    groups = [{"params": [p for p in trained if not getattr(p, ROWS_ONLY, False)], "lr": learning_rate}]
-    if rows_only:  # decoupled weight decay would shrink the rows their gradient mask keeps still
-        groups.append({"params": rows_only, "lr": learning_rate, "weight_decay": 0.0})
-    return groups
+        trained = [p for p in module.parameters() if p.requires_grad]
+        rows_only = [p for p in trained if getattr(p, ROWS_ONLY, False)]
+        groups = [{"params": [p for p in trained if not getattr(p, ROWS_ONLY, False)], "lr": learning_rate}]
+        if rows_only:  # decoupled weight decay would shrink the rows their gradient mask keeps still
+            groups.append({"params": rows_only, "lr": learning_rate, "weight_decay": 0.0})
+    ratio = transfer.lora.loraplus_lr_ratio if transfer.lora is not None else None
+    return _loraplus_split(module, groups, learning_rate, ratio) if ratio is not None else groups
+
+
+def _loraplus_split(module: nn.Module, groups: list[dict], learning_rate: float, ratio: float) -> list[dict]:
+    """LoRA+: each group's adapter B matrices move to a group of their own at `ratio` times its rate."""
+    fast = loraplus_fast_parameters(module)
+    split = []
+    for group in groups:
+        slow = [p for p in group["params"] if id(p) not in fast]
+        quick = [p for p in group["params"] if id(p) in fast]
+        split += [{**group, "params": slow}] if slow else []
+        split += [{**group, "params": quick, "lr": group["lr"] * ratio}] if quick else []
+    return split
 
 
 def transfer_summary(recipe: Recipe, report, model: nn.Module, frozen: list[str], added_tokens=None):

@@ -16,6 +16,7 @@ from .adapters import (
     find_lora_targets,
     load_lora,
     lora_config_for,
+    loraplus_fast_parameters,
     merged_copy,
     trainable_fraction,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "load_fisher",
     "load_lora",
     "lora_config_for",
+    "loraplus_fast_parameters",
     "matches",
     "merged_copy",
     "module_patterns",

@@ -191,6 +191,24 @@ def lora_config_for(
     )
 
 
+def loraplus_fast_parameters(module: nn.Module) -> set[int]:
+    """The ids of `module`'s trainable parameters that LoRA+ trains at the higher rate: every adapter's B matrix.
+
+    LoRA+ (Hayou et al. 2024) gives B, the factor on the output side, a larger rate than A. PEFT's
+    `create_loraplus_optimizer` builds a whole optimizer from one model, while the training loops build their own
+    parameter groups (a GAN's generator and discriminator apart, layer-wise rates, embedding rows), so the loops
+    split their groups by this set instead. It differs from PEFT's sorting in two ways, both for consistency across
+    layer types: DoRA magnitudes and biases keep the base rate (PEFT speeds up 1-D tensors only, i.e. the magnitudes
+    of Linear layers but not those of convolutions), and an adapted embedding's B (`lora_embedding_B`, also the
+    output side) is fast like the others (PEFT gives embeddings a fixed 1e-6 by default).
+    """
+    return {
+        id(p)
+        for name, p in module.named_parameters()
+        if p.requires_grad and any(part in ("lora_B", "lora_embedding_B") for part in name.split("."))
+    }
+
+
 def _modules_to_save(base: nn.Module, patterns: list[str] | None) -> list[str]:
     """The module names matching `patterns` (whole modules, not their children), each pattern matching one at least."""
     patterns = check_patterns(patterns, "modules_to_save")

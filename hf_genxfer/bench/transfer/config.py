@@ -120,6 +120,7 @@ class GANDigitsBench:
     lora_learning_rate: float | None = 0.0005
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
     lora_use_dora: bool = True  # PEFT's DoRA in place of plain LoRA
+    loraplus_lr_ratio: float | None = None  # LoRA+: the adapters' B matrices at this multiple of the rate
     # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
     # eval_steps); LoRA runs take lora_lr_scheduler when it is set
     lr_scheduler: str = "constant"
@@ -133,9 +134,9 @@ class GANDigitsBench:
     num_samples: int = 1000  # generated images per FID/KID evaluation
     ema_decay: float = 0.99  # few hundred steps: a shorter EMA than pretraining's 0.999
     # A LoRA sweep: each entry overrides some of LORA_SWEEP_FIELDS (lora_r, lora_alpha, lora_learning_rate,
-    # lora_modules_to_save, lora_use_dora, lora_lr_scheduler, discriminator_learning_rate, fresh_discriminator,
-    # ema_decay) and runs as one more LoRA strategy (over strategy_settings' "lora"); the results are recorded beside
-    # the others.
+    # lora_modules_to_save, lora_use_dora, loraplus_lr_ratio, lora_lr_scheduler, discriminator_learning_rate,
+    # fresh_discriminator, ema_decay) and runs as one more LoRA strategy (over strategy_settings' "lora"); the results
+    # are recorded beside the others.
     lora_sweep: list[dict] = field(default_factory=list)
     discriminator_learning_rate: float | None = 0.0006  # LoRA runs: the discriminator's rate (None: learning_rate)
     # Per strategy, fields of STRATEGY_SETTING_FIELDS that its run alone takes, e.g. {"full": {"learning_rate": 5e-4}}
@@ -194,6 +195,7 @@ class GANGlyphsBench:
     lora_learning_rate: float | None = LORA_LEARNING_RATE  # the generator's; the discriminator keeps learning_rate
     lora_modules_to_save: list[str] | None = None
     lora_use_dora: bool = False
+    loraplus_lr_ratio: float | None = None
     lr_scheduler: str = "constant"
     lora_lr_scheduler: str | None = None
     l2sp_weight: float = 0.01
@@ -320,6 +322,7 @@ LORA_SWEEP_FIELDS = (
     "lora_learning_rate",
     "lora_modules_to_save",
     "lora_use_dora",
+    "loraplus_lr_ratio",
     "lora_lr_scheduler",
     "discriminator_learning_rate",
     "fresh_discriminator",

@@ -31,6 +31,8 @@ def _gan_transfer(strategy: str, section) -> dict:
             transfer["lora"]["modules_to_save"] = list(section.lora_modules_to_save)
         if section.lora_use_dora:
             transfer["lora"]["use_dora"] = True
+        if section.loraplus_lr_ratio is not None:
+            transfer["lora"]["loraplus_lr_ratio"] = section.loraplus_lr_ratio
     elif base in ("l2sp", "ewc"):
         transfer["regularizer"] = base
         transfer["regularizer_weight"] = section.l2sp_weight if base == "l2sp" else section.ewc_weight
