@@ -276,6 +276,28 @@ def test_lora_use_dora_reaches_the_recipe():
     assert _gan_transfer("lora", resolve_config(False, []).gan_digits)["lora"]["use_dora"] is True  # the default
 
 
+def test_loraplus_ratio_reaches_the_recipe():
+    """`loraplus_lr_ratio` (the digits' default 4, off with null, or a sweep entry, on both digit splits) becomes the
+    recipe's `transfer.lora.loraplus_lr_ratio`, and the recipe validates; the glyphs' LoRA has none by default."""
+    from hf_genxfer.bench.transfer.config import resolve_config
+    from hf_genxfer.bench.transfer.gan_jobs import _gan_transfer
+    from hf_genxfer.recipes import validate_recipe
+
+    defaults = resolve_config(False, [])
+    for section in (defaults.gan_digits, defaults.gan_digits_reversed):
+        assert _gan_transfer("lora", section)["lora"]["loraplus_lr_ratio"] == 4.0
+    assert "loraplus_lr_ratio" not in _gan_transfer("lora", defaults.gan_glyphs)["lora"]
+    digits = resolve_config(
+        False, ["gan_digits.loraplus_lr_ratio=null", "gan_digits.lora_sweep=[{loraplus_lr_ratio: 16}]"]
+    ).gan_digits
+    assert "loraplus_lr_ratio" not in _gan_transfer("lora", digits)["lora"]
+    varied = dataclasses.replace(digits, **digits.lora_sweep[0])
+    transfer = _gan_transfer("lora", varied)
+    assert transfer["lora"]["loraplus_lr_ratio"] == 16
+    recipe = validate_recipe({"family": "gan", "output_dir": "out", "init_from": "src", "transfer": transfer})
+    assert recipe.transfer.lora.loraplus_lr_ratio == 16
+
+
 def test_strategy_settings_reach_only_their_strategy(monkeypatch):
     """`strategy_settings` gives one strategy's run its own fields (the others keep the section's) and is recorded in
     its result; bad entries get one sentence; the shipped CDC recipe trains at the bench's full+cdc rate."""

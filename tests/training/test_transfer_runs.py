@@ -114,6 +114,38 @@ def test_gan_strategies(tmp_path, gan_source, strategy):
         )
 
 
+def test_loraplus_reaches_the_generator_optimizer(tmp_path, gan_source, monkeypatch):
+    """`transfer.lora.loraplus_lr_ratio` in a recipe: the generator's optimizer trains its LoRA B matrices at the
+    ratio times the learning rate (written as users write it) and its A matrices at the rate."""
+    made = []
+
+    class Recording(torch.optim.Adam):
+        def __init__(self, params, *args, **kwargs):
+            super().__init__(params, *args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(torch.optim, "Adam", Recording)
+    raw = _gan_target(tmp_path, gan_source, {"lora": {"r": 2, "alpha": 4, "loraplus_lr_ratio": "8"}})
+    raw["training"]["learning_rate"] = "2e-4"
+    train(validate_recipe(raw))
+    shapes = [
+        sorted(
+            (group["initial_lr"] if "initial_lr" in group else group["lr"], len(group["params"]))
+            for group in optimizer.param_groups
+        )
+        for optimizer in made
+    ]
+    assert len(made) == 2  # the generator's and the discriminator's
+    generator = next(s for s in shapes if len(s) == 2)
+    (slow, slow_count), (fast, fast_count) = generator
+    assert slow == pytest.approx(2e-4) and fast == pytest.approx(1.6e-3) and slow_count == fast_count > 0
+    assert any(len(s) == 1 for s in shapes)  # the discriminator: one rate
+
+    raw["transfer"]["lora"]["loraplus_lr_ratio"] = 0
+    with pytest.raises(RecipeError, match="transfer.lora.loraplus_lr_ratio must be greater than 0"):
+        validate_recipe(raw)
+
+
 def test_gan_transfer_to_another_architecture_reports_initialised_parts(tmp_path, gan_source):
     raw = _gan_target(tmp_path, gan_source, {"exclude": ["generator.to_image.*"]})
     raw["model"] = {"num_classes": 5}

@@ -226,3 +226,54 @@ def test_modules_to_save_train_the_class_embedding_in_full(tmp_path, gan_factory
 
     with pytest.raises(ValueError, match="`modules_to_save` pattern\\(s\\) 'generator.nothing' match no module"):
         lora_config_for(gan_factory(num_classes=3), modules_to_save=["generator.nothing"])
+
+
+def _rates(module, groups):
+    names = {id(p): name for name, p in module.named_parameters()}
+    rates = {}
+    for group in groups:
+        for parameter in group["params"]:
+            assert names[id(parameter)] not in rates  # each parameter in one group
+            rates[names[id(parameter)]] = group["lr"]
+    return rates
+
+
+def test_loraplus_trains_every_b_matrix_at_the_ratio_and_the_rest_at_the_rate(gan_factory):
+    """LoRA+ on a GAN generator with DoRA: the B matrices of its convolutions, linear layers and class embedding at
+    16x the rate; A matrices and DoRA magnitudes (vectors of every layer type) at the rate."""
+    from hf_genxfer.recipes import LoraRecipe, TransferRecipe
+    from hf_genxfer.training.strategy import apply_adapters, parameter_groups
+
+    gan = gan_factory(num_classes=3)
+    transfer = TransferRecipe(lora=LoraRecipe(r=2, alpha=4, use_dora=True, loraplus_lr_ratio=16.0))
+    apply_adapters(gan, transfer, "generator")
+    rates = _rates(gan.generator, parameter_groups(gan.generator, 1e-3, transfer))
+    assert set(rates) == {name for name, p in gan.generator.named_parameters() if p.requires_grad}
+    fast = {name for name in rates if ".lora_B." in name or ".lora_embedding_B." in name}
+    for layer in ("class_embedding", "mapping", "blocks.0.convs.0", "to_image"):
+        assert any(name.startswith(layer + ".") for name in fast), layer
+    assert any("lora_magnitude_vector" in name for name in set(rates) - fast)
+    assert all(rates[name] == pytest.approx(16e-3) for name in fast)
+    assert all(rates[name] == pytest.approx(1e-3) for name in set(rates) - fast)
+
+    plain = TransferRecipe(lora=LoraRecipe(r=2, alpha=4, use_dora=True))
+    assert len(parameter_groups(gan.generator, 1e-3, plain)) == 1
+
+
+@pytest.mark.parametrize("kind", ["bart", "t5"])
+def test_loraplus_multiplies_layerwise_rates_of_b_matrices_only(seq2seq_factory, kind):
+    """With layer-wise rate decay each B matrix gets the ratio times its own layer's rate."""
+    from hf_genxfer.recipes import LoraRecipe, TransferRecipe
+    from hf_genxfer.training.strategy import apply_adapters, parameter_groups
+
+    model = seq2seq_factory(kind)
+    transfer = TransferRecipe(lora=LoraRecipe(r=2, alpha=4), layerwise_lr_decay=0.5)
+    apply_adapters(model, transfer, "backbone")
+    base = _rates(model, parameter_groups(model, 1e-3, transfer))
+    transfer.lora.loraplus_lr_ratio = 4.0
+    plus = _rates(model, parameter_groups(model, 1e-3, transfer))
+    assert set(plus) == set(base) and len(set(base.values())) > 1
+    fast = [name for name in base if ".lora_B." in name or ".lora_embedding_B." in name]
+    assert fast and len(fast) == len([name for name in base if ".lora_A." in name or ".lora_embedding_A." in name])
+    for name in base:
+        assert plus[name] == pytest.approx(base[name] * (4.0 if name in fast else 1.0)), name

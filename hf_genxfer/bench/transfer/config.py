@@ -113,14 +113,17 @@ class GANDigitsBench:
     fresh_discriminator: bool = True
     lora_r: int = 4  # rank 4 keeps the generator's adapters under 10% of its parameters (rank 8: 12%)
     lora_alpha: int = 8
-    # The generator's adapters: PEFT's DoRA at a constant 5e-4 against a discriminator at 6e-4. At 1e-3 plain LoRA
-    # drifted after 200-300 steps to 4x full fine-tuning's final FID, at rank 6 even at 5e-4; a cosine decay held it
-    # at 1.5x on one machine and 2.8-3.1x on another; DoRA with a constant rate and a discriminator at 4e-4-1e-3
-    # ended at 1.00-1.15x and 1.35-1.49x in seven settings (2026-12-02/03 sweeps, README "LoRA on digits").
+    # The generator's adapters: PEFT's DoRA at a constant 5e-4, its B matrices at 4x that (LoRA+), against a
+    # discriminator at 6e-4. At 1e-3 plain LoRA drifted after 200-300 steps to 4x full fine-tuning's final FID; a
+    # cosine decay held it at 1.5x on one machine and 2.8-3.1x on another; DoRA with a constant rate and a
+    # discriminator at 4e-4-1e-3 ended at 1.00-1.15x and 1.35-1.49x in seven settings, its capacity was not the limit
+    # (rank 8 or a third of the generator in full: 1.25-1.32x on 5-9 -> 0-4); LoRA+ starts it 5x faster and ended
+    # at 1.00x and 1.19x, within 1.3x on both splits in three of five ratio/rate settings (2026-12-02/07 sweeps,
+    # README "LoRA on digits").
     lora_learning_rate: float | None = 0.0005
     lora_modules_to_save: list[str] | None = None  # trained in full next to the adapter (PEFT modules_to_save)
     lora_use_dora: bool = True  # PEFT's DoRA in place of plain LoRA
-    loraplus_lr_ratio: float | None = None  # LoRA+: the adapters' B matrices at this multiple of the rate
+    loraplus_lr_ratio: float | None = 4.0  # LoRA+: the adapters' B matrices at this multiple of the rate
     # Transfer runs (not scratch): a transformers scheduler name for every rate, spanning the whole run (the last of
     # eval_steps); LoRA runs take lora_lr_scheduler when it is set
     lr_scheduler: str = "constant"
