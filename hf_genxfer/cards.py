@@ -202,6 +202,7 @@ def build_adapter_card(
         model_name=f"{os.path.basename(os.path.normpath(folder))}-adapter",
     )
     trainable = transfer.get("trainable_parameters")
+    ratio = recipe.transfer.lora.loraplus_lr_ratio if recipe.transfer.lora is not None else None
     values = {
         "model_name": os.path.basename(os.path.normpath(folder)),
         "adapted_part": fields["adapted_part"],
@@ -214,6 +215,7 @@ def build_adapter_card(
         "kind": "DoRA (weight-decomposed LoRA)" if adapter_config.get("use_dora") else "LoRA",
         "target_modules": target_modules or "every linear and convolution layer",
         "auto_class": family.auto_class,
+        "loraplus_lr_ratio": f"{ratio:g}" if ratio else None,
     }
     return ModelCard.from_template(card_data, template_path=str(_template("adapter")), **values)
 

@@ -78,8 +78,7 @@ class TrainingRecipe:
     weight_decay: float = 0.0
     lr_scheduler: str = "constant"  # any transformers scheduler name: constant, linear, cosine, ...
     warmup_steps: int = 0
-    # The steps the schedule spans (default max_steps): set it when a run is trained in resumed segments, or will be
-    # extended, so that a decaying schedule does not restart or end at each segment's max_steps.
+    # The steps the schedule spans (default max_steps): set it when a run is trained in segments or will be extended
     lr_schedule_steps: int | None = None
     max_grad_norm: float | None = None
     r1_gamma: float = 0.1  # GAN: weight of the R1 gradient penalty on real images (0 turns it off)
@@ -126,11 +125,9 @@ class LoraRecipe:
     dropout: float = 0.0
     target: str | None = None  # gan: "generator" (default); seq2seq: "backbone" (default)
     modules: list[str] | None = None  # globs narrowing the adapted layers
-    # Layers trained in full next to the adapter and saved with it (PEFT's modules_to_save; globs on module names),
-    modules_to_save: list[str] | None = None  # e.g. ["generator.class_embedding"] for a GAN learning new classes
+    modules_to_save: list[str] | None = None  # trained in full beside the adapter, saved with it (PEFT's; globs)
     use_dora: bool = False  # PEFT's DoRA: a trained magnitude per output channel beside the low-rank update
-    # LoRA+ (Hayou et al. 2024): the adapters' B matrices train at this multiple of the learning rate; None: one rate
-    loraplus_lr_ratio: float | None = None
+    loraplus_lr_ratio: float | None = None  # LoRA+ (Hayou et al. 2024): the B matrices at this multiple of the rate
 
 
 @dataclass

@@ -196,10 +196,10 @@ def parameter_groups(module: nn.Module, learning_rate: float, transfer: Transfer
         if rows_only:  # decoupled weight decay would shrink the rows their gradient mask keeps still
             groups.append({"params": rows_only, "lr": learning_rate, "weight_decay": 0.0})
     ratio = transfer.lora.loraplus_lr_ratio if transfer.lora is not None else None
-    return _loraplus_split(module, groups, learning_rate, ratio) if ratio is not None else groups
+    return _loraplus_split(module, groups, ratio) if ratio is not None else groups
 
 
-def _loraplus_split(module: nn.Module, groups: list[dict], learning_rate: float, ratio: float) -> list[dict]:
+def _loraplus_split(module: nn.Module, groups: list[dict], ratio: float) -> list[dict]:
     """LoRA+: each group's adapter B matrices move to a group of their own at `ratio` times its rate."""
     fast = loraplus_fast_parameters(module)
     split = []

@@ -140,6 +140,8 @@ def test_loraplus_reaches_the_generator_optimizer(tmp_path, gan_source, monkeypa
     (slow, slow_count), (fast, fast_count) = generator
     assert slow == pytest.approx(2e-4) and fast == pytest.approx(1.6e-3) and slow_count == fast_count > 0
     assert any(len(s) == 1 for s in shapes)  # the discriminator: one rate
+    card = open(os.path.join(raw["output_dir"], "adapter", "README.md"), encoding="utf-8").read()
+    assert "its B matrices trained at 8x the learning rate, LoRA+" in card
 
     raw["transfer"]["lora"]["loraplus_lr_ratio"] = 0
     with pytest.raises(RecipeError, match="transfer.lora.loraplus_lr_ratio must be greater than 0"):
